@@ -1,0 +1,1 @@
+"""Adapters: the ports implemented over websockets, httpx, openai and subprocesses."""

@@ -1,0 +1,42 @@
+"""The heartbeat port over httpx: `POST {CASOLA_API_URL}/api/heartbeats`, never fatal."""
+
+import logging
+
+import httpx
+
+log = logging.getLogger("worker.heartbeat")
+
+
+class HttpHeartbeats:
+    """Sends heartbeats only when both the API URL and the token are set."""
+
+    def __init__(
+        self, client: httpx.AsyncClient, api_url: str | None, token: str | None, instance_id: str, queue_id: str
+    ) -> None:
+        self.client = client
+        self.url = f"{api_url}/api/heartbeats" if api_url else None
+        self.token = token
+        self.instance_id = instance_id
+        self.queue_id = queue_id
+        if not self.enabled:
+            log.info("heartbeats off: CASOLA_API_URL and CASOLA_API_TOKEN are not both set")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url and self.token)
+
+    async def send(self, status: str, error_message: str | None = None) -> None:
+        if not self.enabled or self.url is None:
+            return
+        body: dict[str, str] = {"instance_id": self.instance_id, "queue_id": self.queue_id, "status": status}
+        if error_message is not None:
+            body["error_message"] = error_message
+        try:
+            response = await self.client.post(self.url, json=body, headers={"Authorization": f"Bearer {self.token}"})
+        except httpx.HTTPError as error:
+            log.warning("heartbeat %s failed: %s", status, type(error).__name__ + (f": {error}" if str(error) else ""))
+            return
+        if response.is_success:
+            log.debug("heartbeat %s sent", status)
+        else:
+            log.warning("heartbeat %s failed: HTTP %d", status, response.status_code)

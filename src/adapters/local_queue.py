@@ -1,0 +1,127 @@
+"""A one-machine stand-in for the Casola queue: a websockets server that pushes jobs and keeps every frame."""
+
+import asyncio
+import json
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+Frame = dict[str, Any]
+
+
+class LocalQueue:
+    """Speaks the queue side of the protocol on 127.0.0.1; `received` holds every worker frame."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.port = port
+        self.received: list[Frame] = []
+        self.handshakes: list[Headers] = []
+        self.refuse_with: HTTPStatus | None = None
+        self._server: Server | None = None
+        self._workers: list[ServerConnection] = []
+        self._changed = asyncio.Condition()
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await serve(
+            self._serve, self.host, self.port, process_request=self._check_handshake, max_size=None
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+            self._workers.clear()
+
+    async def __aenter__(self) -> "LocalQueue":
+        if self._server is None:
+            await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    def _check_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
+        self.handshakes.append(request.headers)
+        if self.refuse_with is not None:
+            return connection.respond(self.refuse_with, f"{self.refuse_with.phrase}\n")
+        return None
+
+    async def _serve(self, connection: ServerConnection) -> None:
+        self._workers.append(connection)
+        try:
+            async for message in connection:
+                await self._record(message)
+        except ConnectionClosed:
+            pass
+        finally:
+            if connection in self._workers:
+                self._workers.remove(connection)
+
+    async def _record(self, message: str | bytes) -> None:
+        try:
+            frame = json.loads(message)
+        except ValueError:
+            frame = {"type": "<not json>", "raw": message}
+        async with self._changed:
+            self.received.append(frame)
+            self._changed.notify_all()
+
+    async def push(self, frame: Frame | str) -> None:
+        """Sends a frame (or raw text) to the newest connected worker."""
+        if not self._workers:
+            raise RuntimeError("no worker connected")
+        await self._workers[-1].send(frame if isinstance(frame, str) else json.dumps(frame))
+
+    async def wait_for(self, matches: Callable[[Frame], bool], timeout: float = 10.0) -> Frame:
+        """The first frame received (now or later) for which `matches` is true."""
+        async with asyncio.timeout(timeout):
+            async with self._changed:
+                while True:
+                    for frame in self.received:
+                        if matches(frame):
+                            return frame
+                    await self._changed.wait()
+
+    async def wait_for_type(self, frame_type: str, job_id: str | None = None, timeout: float = 10.0) -> Frame:
+        return await self.wait_for(
+            lambda frame: frame.get("type") == frame_type and (job_id is None or frame.get("job_id") == job_id),
+            timeout,
+        )
+
+    def frames_of(self, frame_type: str) -> list[Frame]:
+        return [frame for frame in self.received if frame.get("type") == frame_type]
+
+    async def disconnect_workers(self) -> None:
+        for connection in list(self._workers):
+            await connection.close()
+
+
+def chat_job(
+    job_id: str,
+    messages: list[dict[str, Any]],
+    mode: str = "transient",
+    fence_token: int = 1,
+    config_id: str = "local",
+    **payload: Any,
+) -> Frame:
+    return {
+        "type": "job",
+        "job_id": job_id,
+        "mode": mode,
+        "config_id": config_id,
+        "fence_token": fence_token,
+        "job_type": "chat_completion",
+        "payload": {"messages": messages, **payload},
+    }

@@ -1,0 +1,69 @@
+"""Log output: one line per event, human-readable or JSON lines, with every secret masked."""
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+
+from application.settings import is_secret_name
+
+NOISY_LOGGERS = ("httpx", "httpcore", "httpx2", "openai", "websockets", "asyncio")
+MIN_SECRET_LENGTH = 4
+
+
+def secret_values(environ: Mapping[str, str]) -> list[str]:
+    """The values of every variable whose name holds TOKEN, KEY, SECRET, PASSWORD or AUTH."""
+    values = {value for name, value in environ.items() if is_secret_name(name) and len(value) >= MIN_SECRET_LENGTH}
+    return sorted(values, key=len, reverse=True)
+
+
+class SecretMasker(logging.Filter):
+    """Replaces any secret value in a record's final message with ***."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = list(secrets)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = self.mask(message)
+        if record.exc_info and record.exc_text is None:
+            record.exc_text = self.mask(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        if masked != message or record.args:
+            record.msg, record.args = masked, None
+        return True
+
+    def mask(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_text or record.exc_info:
+            line["error"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
+        return json.dumps(line)
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def configure_logging(log_format: str = "text", level: str = "INFO", environ: Mapping[str, str] | None = None) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(SecretMasker(secret_values(os.environ if environ is None else environ)))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,170 @@
+"""The queue port over a websockets connection, with its own backoff and an ordered outbox."""
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from application.ports import QueueRejected
+
+log = logging.getLogger("worker.queue")
+
+REFUSED_FOR_GOOD = (401, 403)
+
+
+class Backoff:
+    """1 s doubling to 60 s with jitter; reset only after a connection that stayed up."""
+
+    def __init__(self, initial: float = 1.0, maximum: float = 60.0, jitter: Callable[[], float] = random.random):
+        self.initial = initial
+        self.maximum = maximum
+        self.jitter = jitter
+        self.next = initial
+
+    def delay(self) -> float:
+        delay = self.next * (0.5 + self.jitter() / 2)
+        self.next = min(self.next * 2, self.maximum)
+        return delay
+
+    def reset(self) -> None:
+        self.next = self.initial
+
+
+class WebSocketQueue:
+    """Keeps one connection to the queue; frames wait in the outbox while it is down."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        backoff: Backoff | None = None,
+        outbox_limit: int = 10_000,
+        stable_after: float = 10.0,
+        max_frame_bytes: int = 32 * 1024 * 1024,
+    ) -> None:
+        self.url = url
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.backoff = backoff or Backoff()
+        self.outbox: deque[dict[str, Any]] = deque()
+        self.outbox_limit = outbox_limit
+        self.stable_after = stable_after
+        self.max_frame_bytes = max_frame_bytes
+        self._pending = asyncio.Event()
+        self._empty = asyncio.Event()
+        self._empty.set()
+        self._closing = asyncio.Event()
+        self._connection: ClientConnection | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None
+
+    def send(self, frame: dict[str, Any]) -> None:
+        if len(self.outbox) >= self.outbox_limit:
+            self._make_room()
+        self.outbox.append(frame)
+        self._empty.clear()
+        self._pending.set()
+
+    def _make_room(self) -> None:
+        for frame in self.outbox:
+            if frame["type"] == "job_progress":
+                self.outbox.remove(frame)
+                return
+        dropped = self.outbox.popleft()
+        log.error("queue: outbox full (%d frames), dropped a %s frame", self.outbox_limit, dropped["type"])
+
+    async def flush(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._empty.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        self._closing.set()
+        if self._connection is not None:
+            await self._connection.close()
+
+    async def run(
+        self,
+        on_connect: Callable[[], list[dict[str, Any]]],
+        on_message: Callable[[str | bytes], None],
+        on_disconnect: Callable[[], None],
+    ) -> None:
+        while not self._closing.is_set():
+            connected_at = await self._connection_lifetime(on_connect, on_message)
+            if connected_at is not None:
+                on_disconnect()
+                if time.monotonic() - connected_at >= self.stable_after:
+                    self.backoff.reset()
+            if self._closing.is_set():
+                return
+            delay = self.backoff.delay()
+            log.warning("queue: reconnecting in %.1f s", delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), delay)
+
+    async def _connection_lifetime(
+        self, on_connect: Callable[[], list[dict[str, Any]]], on_message: Callable[[str | bytes], None]
+    ) -> float | None:
+        """One connection from handshake to close; when it was made, or None if it never was."""
+        try:
+            async with connect(
+                self.url, additional_headers=self.headers, proxy=None, max_size=self.max_frame_bytes
+            ) as connection:
+                connected_at = time.monotonic()
+                await self._serve(connection, on_connect, on_message)
+                return connected_at
+        except InvalidStatus as error:
+            status = error.response.status_code
+            if status in REFUSED_FOR_GOOD:
+                raise QueueRejected(f"handshake refused with HTTP {status} at {self.url}") from None
+            log.warning("queue: handshake refused with HTTP %d", status)
+        except (OSError, TimeoutError, InvalidHandshake) as error:
+            log.warning("queue: cannot connect to %s: %s", self.url, error or type(error).__name__)
+        return None
+
+    async def _serve(
+        self,
+        connection: ClientConnection,
+        on_connect: Callable[[], list[dict[str, Any]]],
+        on_message: Callable[[str | bytes], None],
+    ) -> None:
+        try:
+            for frame in on_connect():
+                await connection.send(json.dumps(frame))
+            log.info("queue: connected to %s and registered", self.url)
+            self._connection = connection
+            writer = asyncio.create_task(self._write(connection))
+            try:
+                async for message in connection:
+                    on_message(message)
+            finally:
+                writer.cancel()
+                self._connection = None
+        except ConnectionClosed as closed:
+            log.warning("queue: connection closed (%s)", closed.rcvd or "no close frame")
+        if not self._closing.is_set():
+            log.warning("queue: disconnected")
+
+    async def _write(self, connection: ClientConnection) -> None:
+        """Sends the outbox in order; a frame leaves it only once the socket took it."""
+        while True:
+            while self.outbox:
+                try:
+                    await connection.send(json.dumps(self.outbox[0]))
+                except ConnectionClosed:
+                    return
+                self.outbox.popleft()
+            self._empty.set()
+            self._pending.clear()
+            await self._pending.wait()

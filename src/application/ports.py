@@ -1,0 +1,87 @@
+"""Ports: what the worker needs from the outside world, one protocol per reason to change."""
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from domain.jobs import ChatPayload, EmbeddingsPayload
+
+
+class QueueRejected(Exception):
+    """The queue refused the handshake for good (401 or 403)."""
+
+
+class InferenceUnavailable(Exception):
+    """vLLM could not be reached or is not serving."""
+
+
+class InferenceRejected(Exception):
+    """vLLM answered the request with an error; the message is vLLM's reason."""
+
+
+class PayloadTransferFailed(Exception):
+    """A payload could not be fetched, or a result not uploaded; the message says why."""
+
+
+class QueueConnection(Protocol):
+    """The queue socket: connects, reconnects, and keeps unsent frames in order."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def run(
+        self,
+        on_connect: Callable[[], list[dict[str, Any]]],
+        on_message: Callable[[str | bytes], None],
+        on_disconnect: Callable[[], None],
+    ) -> None:
+        """Stays connected until `close()`; raises `QueueRejected` if refused for good."""
+
+    def send(self, frame: dict[str, Any]) -> None:
+        """Queues the frame; it is sent in order once connected and registered."""
+
+    async def flush(self, timeout: float) -> bool:
+        """Waits until every queued frame was handed to the socket; False on timeout."""
+
+    async def close(self) -> None: ...
+
+
+class Heartbeats(Protocol):
+    async def send(self, status: str, error_message: str | None = None) -> None:
+        """Posts one heartbeat; failures are logged, never raised."""
+
+
+class Inference(Protocol):
+    """vLLM's OpenAI-compatible server."""
+
+    async def chat(self, payload: ChatPayload, extra_body: dict[str, Any] | None = None) -> dict[str, Any]: ...
+
+    async def embeddings(self, payload: EmbeddingsPayload) -> dict[str, Any]: ...
+
+    async def health(self) -> bool: ...
+
+    async def models(self) -> list[str]: ...
+
+    async def metrics(self) -> str: ...
+
+
+class PayloadStore(Protocol):
+    """Payloads given by URL and results too large to send inline."""
+
+    async def fetch(self, url: str) -> Any: ...
+
+    async def upload(self, url: str, body: bytes) -> None: ...
+
+
+class LaunchedProcess(Protocol):
+    @property
+    def pid(self) -> int: ...
+
+    async def wait(self) -> int: ...
+
+    async def stop(self, timeout: float) -> int:
+        """SIGTERM to the whole process group, SIGKILL after `timeout`; the exit code."""
+
+
+class ProcessLauncher(Protocol):
+    async def launch(self, argv: list[str], on_line: Callable[[str], None]) -> LaunchedProcess:
+        """Starts `argv` in its own process group; each output line goes to `on_line`."""

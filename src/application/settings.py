@@ -1,0 +1,135 @@
+"""The worker's configuration, read from the environment, with the seed's defaults."""
+
+import os
+import socket
+from typing import Annotated, Any, Self
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.leases import default_renew_after
+
+SECRET_NAME_PARTS = ("TOKEN", "KEY", "SECRET", "PASSWORD", "AUTH")
+
+
+class ConfigurationError(Exception):
+    """One or more variables are missing or malformed; the message names each."""
+
+
+def default_instance_id() -> str:
+    return f"vast-{os.environ.get('CONTAINER_ID') or socket.gethostname()}"
+
+
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    """Every variable of the seed README, plus the worker's own."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True, env_ignore_empty=True)
+
+    CASOLA_WS_URL: str
+    CASOLA_CONFIG_ID: Annotated[str, Field(min_length=1)]
+    VLLM_MODEL: Annotated[str, Field(min_length=1)]
+
+    CASOLA_API_URL: str | None = None
+    CASOLA_API_TOKEN: SecretStr | None = None
+    CASOLA_INSTANCE_ID: Annotated[str, Field(min_length=1, default_factory=default_instance_id)]
+    CASOLA_QUEUE_ID: str = "vllm-queue"
+    CASOLA_HEARTBEAT_INTERVAL: Seconds = 60.0
+    CASOLA_MAX_JOBS: Annotated[int, Field(ge=1, le=4096)] = 1
+    CASOLA_LEASE_SECONDS: Seconds = 30.0
+    CASOLA_RENEW_LEASE_AFTER: Seconds | None = None
+    CASOLA_SHUTDOWN_GRACE_PERIOD: Annotated[float, Field(ge=0)] = 5.0
+    CASOLA_JOB_TIMEOUT: Seconds = 600.0
+
+    VLLM_HOST: Annotated[str, Field(min_length=1)] = "127.0.0.1"
+    VLLM_PORT: Annotated[int, Field(ge=1, le=65535)] = 8000
+    VLLM_STARTUP_TIMEOUT: Seconds = 120.0
+    VLLM_EXTRA_ARGS: str = ""
+    VLLM_SERVED_MODEL_NAME: Annotated[str, Field(min_length=1)] = "default"
+    VLLM_SERVE_COMMAND: Annotated[str, Field(min_length=1)] = "vllm"
+    VLLM_API_KEY: SecretStr | None = None
+
+    @field_validator("CASOLA_WS_URL")
+    @classmethod
+    def _websocket_url(cls, url: str) -> str:
+        if not url.startswith(("ws://", "wss://")):
+            raise ValueError("must start with ws:// or wss://")
+        return url
+
+    @field_validator("CASOLA_API_URL")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url in (None, ""):
+            return None
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return url.rstrip("/")
+
+    @model_validator(mode="after")
+    def _renew_before_lease_ends(self) -> Self:
+        if self.CASOLA_RENEW_LEASE_AFTER is not None and self.CASOLA_RENEW_LEASE_AFTER >= self.CASOLA_LEASE_SECONDS:
+            raise ValueError(
+                f"CASOLA_RENEW_LEASE_AFTER ({self.CASOLA_RENEW_LEASE_AFTER}) must be less than "
+                f"CASOLA_LEASE_SECONDS ({self.CASOLA_LEASE_SECONDS})"
+            )
+        return self
+
+    @property
+    def renew_lease_after(self) -> float:
+        return self.CASOLA_RENEW_LEASE_AFTER or default_renew_after(self.CASOLA_LEASE_SECONDS)
+
+    @property
+    def queue_url(self) -> str:
+        return self.CASOLA_WS_URL.rstrip("/") + "/ws"
+
+    @property
+    def vllm_base_url(self) -> str:
+        return f"http://{self.VLLM_HOST}:{self.VLLM_PORT}"
+
+    @property
+    def api_token(self) -> str | None:
+        return self.CASOLA_API_TOKEN.get_secret_value() if self.CASOLA_API_TOKEN else None
+
+    @property
+    def vllm_api_key(self) -> str | None:
+        return self.VLLM_API_KEY.get_secret_value() if self.VLLM_API_KEY else None
+
+    def masked(self) -> dict[str, Any]:
+        """The effective configuration for the log, every secret masked."""
+        return {name: mask(name, value) for name, value in self.model_dump().items()}
+
+
+def is_secret_name(name: str) -> bool:
+    return any(part in name.upper() for part in SECRET_NAME_PARTS)
+
+
+def mask(name: str, value: Any) -> Any:
+    if isinstance(value, SecretStr) or (is_secret_name(name) and value):
+        return "***" if value else None
+    return value
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Settings from the environment (or `environ`), or `ConfigurationError` naming each bad variable."""
+    try:
+        if environ is None:
+            return Settings()  # type: ignore[call-arg]
+        return Settings.model_validate({name: value for name, value in environ.items() if value != ""})
+    except ValidationError as error:
+        raise ConfigurationError(describe(error)) from None
+
+
+def describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        name = str(item["loc"][0]) if item["loc"] else "configuration"
+        if item["type"] == "missing":
+            problems.append(f"{name}: required, not set")
+        elif not item["loc"]:
+            problems.append(item["msg"].removeprefix("Value error, "))
+        else:
+            shown = "***" if is_secret_name(name) else repr(item["input"])
+            problems.append(f"{name}={shown}: {item['msg'].removeprefix('Value error, ')}")
+    return "; ".join(problems)

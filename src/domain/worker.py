@@ -1,0 +1,202 @@
+"""The worker state machine: states, legal transitions, and what each event commands."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from domain import frames
+from domain.errors import ErrorCategory, job_error_text
+from domain.jobs import Job
+from domain.leases import Lease
+
+
+class WorkerState(StrEnum):
+    STARTING = "starting"
+    WAITING_FOR_VLLM = "waiting_for_vllm"
+    CONNECTING = "connecting"
+    RUNNING = "running"
+    DRAINING = "draining"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+S = WorkerState
+TRANSITIONS: dict[WorkerState, frozenset[WorkerState]] = {
+    S.STARTING: frozenset({S.WAITING_FOR_VLLM, S.DRAINING, S.FAILED}),
+    S.WAITING_FOR_VLLM: frozenset({S.CONNECTING, S.DRAINING, S.FAILED}),
+    S.CONNECTING: frozenset({S.RUNNING, S.DRAINING, S.FAILED}),
+    S.RUNNING: frozenset({S.CONNECTING, S.DRAINING, S.FAILED}),
+    S.DRAINING: frozenset({S.STOPPED, S.FAILED}),
+    S.STOPPED: frozenset(),
+    S.FAILED: frozenset(),
+}
+ACCEPTING = frozenset({S.CONNECTING, S.RUNNING})
+
+
+class IllegalTransition(Exception):
+    """A transition the table does not allow; the state stays as it was."""
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send this frame to the queue."""
+
+    frame: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StartJob:
+    job: Job
+
+
+@dataclass(frozen=True)
+class CancelJob:
+    job_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """Nothing to do; `reason` is for the log."""
+
+    job_id: str
+    reason: str
+
+
+Command = Send | StartJob | CancelJob | Ignored
+
+
+@dataclass
+class RunningJob:
+    """A job the worker has started, with the newest fence token it was given."""
+
+    job: Job
+    fence_token: int
+    lease: Lease | None
+    revoked: bool = False
+
+
+class Worker:
+    """The worker's state, running jobs and rules; time comes in as `now`."""
+
+    def __init__(self, worker_id: str, config_id: str, capacity: int, lease_seconds: float, renew_after: float) -> None:
+        self.worker_id = worker_id
+        self.config_id = config_id
+        self.capacity = capacity
+        self.lease_seconds = lease_seconds
+        self.renew_after = renew_after
+        self.state = WorkerState.STARTING
+        self.paused = False
+        self.running: dict[str, RunningJob] = {}
+
+    def transition(self, new: WorkerState) -> None:
+        if new is self.state:
+            return
+        if new not in TRANSITIONS[self.state]:
+            raise IllegalTransition(f"{self.state} -> {new}")
+        self.state = new
+
+    @property
+    def accepting(self) -> bool:
+        return self.state in ACCEPTING
+
+    def connected(self) -> list[Command]:
+        """The first frames of every connection: register, then any standing drain or pause."""
+        if self.state is S.CONNECTING:
+            self.transition(S.RUNNING)
+        hello: list[Command] = [Send(frames.register(self.worker_id, self.config_id, self.capacity))]
+        if self.state is S.DRAINING:
+            hello.append(Send(frames.control("drain")))
+        elif self.paused:
+            hello.append(Send(frames.control("pause")))
+        return hello
+
+    def disconnected(self) -> None:
+        if self.state is S.RUNNING:
+            self.transition(S.CONNECTING)
+
+    def receive(self, job: Job, now: float) -> list[Command]:
+        existing = self.running.get(job.job_id)
+        if existing is not None:
+            return [self._duplicate(existing, job, now)]
+        if not self.accepting:
+            return self._refuse(job, ErrorCategory.SHUTTING_DOWN, "worker is draining")
+        if len(self.running) >= self.capacity:
+            reason = f"worker at capacity ({len(self.running)} of {self.capacity} jobs running)"
+            return self._refuse(job, ErrorCategory.OVER_CAPACITY, reason)
+        lease = Lease(self.lease_seconds, self.renew_after, now) if job.persisted else None
+        self.running[job.job_id] = RunningJob(job, job.fence_token, lease)
+        return [StartJob(job)]
+
+    def _duplicate(self, existing: RunningJob, job: Job, now: float) -> Command:
+        if job.fence_token <= existing.fence_token:
+            return Ignored(job.job_id, f"duplicate with fence token {job.fence_token} <= {existing.fence_token}")
+        existing.fence_token = job.fence_token
+        if existing.lease is not None:
+            existing.lease = existing.lease.renewed(now)
+        return Ignored(job.job_id, f"running attempt now carries fence token {job.fence_token}")
+
+    def _refuse(self, job: Job, category: ErrorCategory, reason: str) -> list[Command]:
+        if job.persisted:
+            return [Ignored(job.job_id, f"{reason}; persisted job left for redelivery")]
+        return [Send(frames.job_error(job.job_id, job.fence_token, job_error_text(category, reason)))]
+
+    def revoke(self, job_id: str, reason: str) -> list[Command]:
+        running = self.running.get(job_id)
+        if running is None or running.revoked:
+            return [Ignored(job_id, "revoked but not running")]
+        running.revoked = True
+        return [CancelJob(job_id, f"revoked: {reason}")]
+
+    def finish(self, job_id: str) -> RunningJob | None:
+        """Forgets the job; returns it unless no frame is wanted for it (revoked or abandoned)."""
+        running = self.running.pop(job_id, None)
+        if running is None or running.revoked:
+            return None
+        return running
+
+    def renewals(self, now: float) -> list[Command]:
+        commands: list[Command] = []
+        for running in self.running.values():
+            if running.lease is not None and not running.revoked and running.lease.due(now):
+                running.lease = running.lease.renewed(now)
+                commands.append(Send(frames.job_progress(running.job.job_id, running.fence_token)))
+        return commands
+
+    def drain(self) -> list[Command]:
+        if self.state is S.DRAINING:
+            return []
+        self.transition(S.DRAINING)
+        return [Send(frames.control("drain"))]
+
+    def vllm_unhealthy(self) -> list[Command]:
+        if self.paused or self.state is not S.RUNNING:
+            return []
+        self.paused = True
+        return [Send(frames.control("pause"))]
+
+    def vllm_healthy(self) -> list[Command]:
+        if not self.paused:
+            return []
+        self.paused = False
+        return [] if self.state is not S.RUNNING else [Send(frames.control("resume"))]
+
+    def abandon(self, category: ErrorCategory, reason: str) -> list[Command]:
+        """Gives up every running job: transient ones get an error, persisted ones are released."""
+        commands: list[Command] = []
+        for running in self.running.values():
+            if running.revoked:
+                continue
+            running.revoked = True
+            commands.append(CancelJob(running.job.job_id, reason))
+            if not running.job.persisted:
+                error = job_error_text(category, reason)
+                commands.append(Send(frames.job_error(running.job.job_id, running.fence_token, error)))
+        return commands
+
+    def stop(self) -> None:
+        self.transition(S.STOPPED)
+
+    def fail(self) -> None:
+        if self.state not in (S.STOPPED, S.FAILED):
+            self.state = S.FAILED

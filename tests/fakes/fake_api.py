@@ -1,0 +1,74 @@
+"""A fake Casola API: a real HTTP server that records every heartbeat and its Authorization header."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class FakeApi(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.heartbeats: list[dict[str, Any]] = []
+        self.authorizations: list[str | None] = []
+        self.status = 200
+        self.uploads: dict[str, bytes] = {}
+        self.documents: dict[str, tuple[int, bytes, dict[str, str]]] = {}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def start(self) -> "FakeApi":
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+    def statuses(self) -> list[str]:
+        return [beat["status"] for beat in self.heartbeats]
+
+    def wait_for_status(self, status: str, timeout: float = 10.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for beat in list(self.heartbeats):
+                if beat["status"] == status:
+                    return beat
+            time.sleep(0.01)
+        raise TimeoutError(f"no {status!r} heartbeat; got {self.statuses()}")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: FakeApi
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path == "/api/heartbeats":
+            self.server.authorizations.append(self.headers.get("Authorization"))
+            self.server.heartbeats.append(json.loads(body))
+        self._send(self.server.status, b"{}")
+
+    def do_PUT(self) -> None:
+        self.server.uploads[self.path] = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self._send(200, b"")
+
+    def do_GET(self) -> None:
+        status, body, headers = self.server.documents.get(self.path, (404, b"not found", {}))
+        self._send(status, body, headers)
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)

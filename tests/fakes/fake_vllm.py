@@ -1,0 +1,232 @@
+"""A fake vLLM: a real HTTP server speaking /health, /v1/models, /v1/chat/completions, /v1/embeddings, /metrics.
+
+It can answer slowly, with errors, or never, and it notices when a client closes a request.
+Run it as `python -m tests.fakes.fake_vllm serve MODEL --host H --port P ...` to stand in for `vllm serve`.
+"""
+
+import argparse
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Behaviour:
+    delay: float = 0.0
+    status: int | None = None
+    error_message: str = "fake vLLM failure"
+    hang: bool = False
+    healthy: bool = True
+    completion_tokens: int = 5
+
+
+@dataclass
+class Record:
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    closed: list[dict[str, Any]] = field(default_factory=list)
+    running: int = 0
+    peak_running: int = 0
+    health_checks: int = 0
+
+
+class FakeVllm(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, served_model: str = "default") -> None:
+        super().__init__((host, port), Handler)
+        self.served_model = served_model
+        self.behaviour = Behaviour()
+        self.record = Record()
+        self.lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "FakeVllm":
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+    def wait_for(self, condition: Any, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise TimeoutError("fake vLLM: condition not met in time")
+            time.sleep(0.01)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: FakeVllm
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if self.path == "/health":
+            self.server.record.health_checks += 1
+            self._send(200 if self.server.behaviour.healthy else 503, b"" if self.server.behaviour.healthy else b"{}")
+        elif self.path == "/v1/models":
+            self._json(200, {"object": "list", "data": [{"id": self.server.served_model, "object": "model"}]})
+        elif self.path == "/metrics":
+            record = self.server.record
+            text = (
+                f'vllm:num_requests_running{{model_name="{self.server.served_model}"}} {record.running}\n'
+                f'vllm:num_requests_waiting{{model_name="{self.server.served_model}"}} 0\n'
+            )
+            self._send(200, text.encode(), "text/plain")
+        else:
+            self._json(404, {"error": {"message": f"no route {self.path}"}})
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        if self.path == "/control":
+            for name, value in body.items():
+                setattr(self.server.behaviour, name, value)
+            self._json(200, {"ok": True})
+            return
+        if self.path not in ("/v1/chat/completions", "/v1/embeddings"):
+            self._json(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        with self.server.lock:
+            self.server.record.requests.append(body)
+            self.server.record.running += 1
+            self.server.record.peak_running = max(self.server.record.peak_running, self.server.record.running)
+        try:
+            self._answer(body)
+        finally:
+            with self.server.lock:
+                self.server.record.running -= 1
+
+    def _answer(self, body: dict[str, Any]) -> None:
+        behaviour = self.server.behaviour
+        if not self._wait(behaviour.delay, behaviour.hang):
+            self.server.record.closed.append(body)
+            self.close_connection = True
+            return
+        if behaviour.status is not None:
+            self._json(
+                behaviour.status, {"object": "error", "message": behaviour.error_message, "code": behaviour.status}
+            )
+        elif self.path == "/v1/embeddings":
+            self._json(200, embeddings(body, self.server.served_model))
+        else:
+            self._json(200, completion(body, self.server.served_model, behaviour.completion_tokens))
+
+    def _wait(self, delay: float, hang: bool) -> bool:
+        """Waits `delay` seconds (or forever); False as soon as the client closes the connection."""
+        if delay <= 0 and not hang:
+            return True
+        deadline = time.monotonic() + delay
+        while hang or time.monotonic() < deadline:
+            readable, _, _ = select.select([self.connection], [], [], 0.01)
+            if readable and self.connection.recv(1, socket.MSG_PEEK) == b"":
+                return False
+        return True
+
+    def _json(self, status: int, payload: dict[str, Any]) -> None:
+        self._send(status, json.dumps(payload).encode(), "application/json")
+
+    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            self.close_connection = True
+
+
+def completion(body: dict[str, Any], model: str, tokens: int) -> dict[str, Any]:
+    prompt_tokens = sum(len(str(message.get("content", "")).split()) + 4 for message in body.get("messages", []))
+    max_tokens = body.get("max_tokens") or 512
+    completion_tokens = min(tokens, max_tokens)
+    return {
+        "id": f"chatcmpl-fake-{time.monotonic_ns()}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": " ".join(["word"] * completion_tokens)},
+                "finish_reason": "length" if completion_tokens == max_tokens else "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def embeddings(body: dict[str, Any], model: str) -> dict[str, Any]:
+    inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    return {
+        "object": "list",
+        "model": model,
+        "data": [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i in range(len(inputs))],
+        "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)},
+    }
+
+
+def main(argv: list[str]) -> None:
+    """`fake_vllm serve MODEL --host H --port P --served-model-name N [...]`, like `vllm serve`."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("serve")
+    parser.add_argument("model")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--served-model-name", default="default")
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--startup-delay", type=float, default=0.0)
+    parser.add_argument("--say", action="append", default=[], help="print this log line at start")
+    parser.add_argument("--exit-after", type=float, default=None, help="exit with code 3 after this many seconds")
+    parser.add_argument("--ignore-sigterm", action="store_true")
+    parser.add_argument("--spawn-child", action="store_true", help="start a child process in the same group")
+    parser.add_argument("--pid-file", default=None)
+    args, _ = parser.parse_known_args(argv)
+    if args.ignore_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    pids = [os.getpid()]
+    if args.spawn_child:
+        pids.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"]).pid)
+    if args.pid_file:
+        with open(args.pid_file, "w") as pid_file:
+            pid_file.write("\n".join(map(str, pids)))
+    print(f"fake vLLM serving {args.model} as {args.served_model_name}", flush=True)
+    for line in args.say:
+        print(line, flush=True)
+    time.sleep(args.startup_delay)
+    server = FakeVllm(args.host, args.port, args.served_model_name)
+    server.behaviour.delay = args.delay
+    if args.exit_after is not None:
+        threading.Timer(args.exit_after, lambda: os._exit(3)).start()
+    print(f"listening on {args.host}:{server.port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,199 @@
+"""The worker state machine as event tables: feed events, read states and commands."""
+
+import pytest
+
+from domain import frames
+from domain.errors import ErrorCategory
+from domain.jobs import Job, JobMode
+from domain.worker import CancelJob, Ignored, IllegalTransition, Send, StartJob, Worker, WorkerState
+
+S = WorkerState
+
+
+def job(job_id: str = "j1", mode: str = "transient", fence: int = 1) -> Job:
+    return Job(job_id=job_id, mode=JobMode(mode), fence_token=fence, config_id="cfg", payload={"messages": []})
+
+
+def running_worker(capacity: int = 2) -> Worker:
+    worker = Worker("w1", "cfg", capacity, lease_seconds=30, renew_after=24)
+    for state in (S.WAITING_FOR_VLLM, S.CONNECTING):
+        worker.transition(state)
+    worker.connected()
+    return worker
+
+
+LEGAL = [
+    [S.WAITING_FOR_VLLM, S.CONNECTING, S.RUNNING, S.DRAINING, S.STOPPED],
+    [S.WAITING_FOR_VLLM, S.CONNECTING, S.RUNNING, S.CONNECTING, S.RUNNING, S.DRAINING, S.STOPPED],
+    [S.WAITING_FOR_VLLM, S.FAILED],
+    [S.WAITING_FOR_VLLM, S.DRAINING, S.STOPPED],
+    [S.WAITING_FOR_VLLM, S.CONNECTING, S.DRAINING, S.FAILED],
+]
+ILLEGAL = [
+    ([], S.RUNNING),
+    ([S.WAITING_FOR_VLLM], S.RUNNING),
+    ([S.WAITING_FOR_VLLM, S.CONNECTING, S.RUNNING, S.DRAINING], S.RUNNING),
+    ([S.WAITING_FOR_VLLM, S.CONNECTING, S.RUNNING, S.DRAINING], S.CONNECTING),
+    ([S.WAITING_FOR_VLLM, S.CONNECTING, S.RUNNING, S.DRAINING, S.STOPPED], S.RUNNING),
+    ([S.WAITING_FOR_VLLM, S.FAILED], S.CONNECTING),
+    ([], S.STOPPED),
+]
+
+
+@pytest.mark.parametrize("path", LEGAL)
+def test_legal_paths_end_where_they_lead(path: list[WorkerState]) -> None:
+    worker = Worker("w1", "cfg", 1, 30, 24)
+    for state in path:
+        worker.transition(state)
+    assert worker.state is path[-1]
+
+
+@pytest.mark.parametrize(("path", "illegal"), ILLEGAL)
+def test_illegal_transition_raises_and_keeps_the_state(path: list[WorkerState], illegal: WorkerState) -> None:
+    worker = Worker("w1", "cfg", 1, 30, 24)
+    for state in path:
+        worker.transition(state)
+    before = worker.state
+    with pytest.raises(IllegalTransition):
+        worker.transition(illegal)
+    assert worker.state is before
+
+
+def test_every_connection_starts_with_register() -> None:
+    worker = Worker("w1", "cfg", 4, 30, 24)
+    worker.transition(S.WAITING_FOR_VLLM)
+    worker.transition(S.CONNECTING)
+    assert worker.connected() == [Send(frames.register("w1", "cfg", 4))]
+    assert worker.state is S.RUNNING
+    worker.disconnected()
+    assert worker.state is S.CONNECTING
+
+
+def test_reconnect_while_draining_repeats_the_drain() -> None:
+    worker = running_worker()
+    worker.drain()
+    worker.disconnected()
+    assert worker.state is S.DRAINING
+    assert worker.connected() == [Send(frames.register("w1", "cfg", 2)), Send({"type": "drain"})]
+
+
+CAPACITY_TABLE = [
+    # (mode of the third job, what the worker answers it when two of two run)
+    ("transient", "job_error"),
+    ("persisted", None),
+]
+
+
+@pytest.mark.parametrize(("mode", "answer"), CAPACITY_TABLE)
+def test_over_capacity(mode: str, answer: str | None) -> None:
+    worker = running_worker(capacity=2)
+    assert worker.receive(job("a"), 0) == [StartJob(job("a"))]
+    assert worker.receive(job("b"), 0) == [StartJob(job("b"))]
+    commands = worker.receive(job("c", mode), 0)
+    assert "c" not in worker.running
+    if answer is None:
+        assert [type(command) for command in commands] == [Ignored]
+    else:
+        (command,) = commands
+        assert isinstance(command, Send)
+        assert command.frame["type"] == answer
+        assert command.frame["error"].startswith("over_capacity: worker at capacity (2 of 2")
+
+
+def test_capacity_frees_when_a_job_finishes() -> None:
+    worker = running_worker(capacity=1)
+    worker.receive(job("a"), 0)
+    assert worker.finish("a") is not None
+    assert worker.receive(job("b"), 0) == [StartJob(job("b"))]
+
+
+DUPLICATE_TABLE = [
+    # (fence of the running attempt, fence of the duplicate, fence its result carries)
+    (5, 4, 5),
+    (5, 5, 5),
+    (5, 6, 6),
+]
+
+
+@pytest.mark.parametrize(("running", "duplicate", "carried"), DUPLICATE_TABLE)
+def test_duplicates(running: int, duplicate: int, carried: int) -> None:
+    worker = running_worker()
+    worker.receive(job("a", "persisted", running), 0)
+    commands = worker.receive(job("a", "persisted", duplicate), 10)
+    assert [type(command) for command in commands] == [Ignored]
+    finished = worker.finish("a")
+    assert finished is not None and finished.fence_token == carried
+
+
+def test_a_revoked_job_is_cancelled_and_sends_nothing() -> None:
+    worker = running_worker()
+    worker.receive(job("a"), 0)
+    assert worker.revoke("a", "client went away") == [CancelJob("a", "revoked: client went away")]
+    assert worker.finish("a") is None
+    assert worker.running == {}
+
+
+def test_revoking_an_unknown_job_is_ignored() -> None:
+    worker = running_worker()
+    assert [type(command) for command in worker.revoke("nope", "")] == [Ignored]
+
+
+LEASE_TABLE = [
+    # (seconds since start, renewals sent)
+    (23.9, 0),
+    (24.0, 1),
+    (30.0, 1),
+]
+
+
+@pytest.mark.parametrize(("elapsed", "renewals"), LEASE_TABLE)
+def test_persisted_jobs_renew_their_lease(elapsed: float, renewals: int) -> None:
+    worker = running_worker()
+    worker.receive(job("p", "persisted", 7), 100.0)
+    worker.receive(job("t", "transient"), 100.0)
+    commands = worker.renewals(100.0 + elapsed)
+    assert commands == [Send(frames.job_progress("p", 7))] * renewals
+
+
+def test_renewals_repeat_after_each_renewal_and_carry_the_newest_token() -> None:
+    worker = running_worker()
+    worker.receive(job("p", "persisted", 1), 0.0)
+    assert len(worker.renewals(24.0)) == 1
+    assert worker.renewals(47.9) == []
+    worker.receive(job("p", "persisted", 2), 30.0)
+    assert worker.renewals(53.9) == []
+    assert worker.renewals(54.0) == [Send(frames.job_progress("p", 2))]
+
+
+SHUTDOWN_TABLE = [
+    # (mode, frames sent for a job still running when the grace period ends)
+    ("transient", ["job_error"]),
+    ("persisted", []),
+]
+
+
+@pytest.mark.parametrize(("mode", "sent"), SHUTDOWN_TABLE)
+def test_shutdown_sequence(mode: str, sent: list[str]) -> None:
+    worker = running_worker()
+    worker.receive(job("a", mode), 0)
+    assert worker.drain() == [Send({"type": "drain"})]
+    assert worker.drain() == []
+    assert worker.state is S.DRAINING
+    refused = worker.receive(job("late", "transient"), 1)
+    assert [c.frame["error"].split(":")[0] for c in refused if isinstance(c, Send)] == ["shutting_down"]
+    commands = worker.abandon(ErrorCategory.SHUTTING_DOWN, "grace period over")
+    assert [c.frame["type"] for c in commands if isinstance(c, Send)] == sent
+    assert [c.job_id for c in commands if isinstance(c, CancelJob)] == ["a"]
+    assert worker.finish("a") is None
+    worker.stop()
+    assert worker.state is S.STOPPED
+
+
+def test_pause_and_resume_follow_vllm_health() -> None:
+    worker = running_worker()
+    assert worker.vllm_unhealthy() == [Send({"type": "pause"})]
+    assert worker.vllm_unhealthy() == []
+    worker.disconnected()
+    assert worker.connected()[-1] == Send({"type": "pause"})
+    assert worker.vllm_healthy() == [Send({"type": "resume"})]
+    assert worker.vllm_healthy() == []
