@@ -31,7 +31,6 @@ from domain.vllm import classify_log_line, serve_command
 log = logging.getLogger("worker")
 vllm_log = logging.getLogger("vllm")
 
-VLLM_STOP_TIMEOUT = 30.0
 EXIT_CONFIGURATION = 78
 
 
@@ -159,7 +158,7 @@ async def run_with_vllm(service: WorkerService, launcher: SubprocessLauncher, se
         return await service.run()
     finally:
         watcher.cancel()
-        code = await process.stop(VLLM_STOP_TIMEOUT)
+        code = await process.stop(settings.VLLM_STOP_TIMEOUT)
         log.info("vLLM stopped (exit code %d)", code)
 
 

@@ -42,6 +42,11 @@ class Failure:
     message: str
     category: ErrorCategory = ErrorCategory.VLLM_UNAVAILABLE
 
+    @property
+    def exit_code(self) -> int:
+        """1 for a failure another try may not have (`error`), 2 for a bad host or a refusal (`fatal`)."""
+        return 2 if self.status == "fatal" else 1
+
 
 @dataclass(frozen=True)
 class Timings:
@@ -152,7 +157,7 @@ class WorkerService:
         self.worker.fail()
         log.error("worker failed: %s", failure.message)
         await self.heartbeats.send(failure.status, failure.message)
-        return 1
+        return failure.exit_code
 
     async def _wait_for_vllm(self) -> bool:
         timeout = self.settings.VLLM_STARTUP_TIMEOUT
@@ -220,7 +225,7 @@ class WorkerService:
         await self._settle_jobs()
         await self.heartbeats.send(failure.status, failure.message)
         await self._close_queue()
-        return 1 if failure.status == "error" else 2
+        return failure.exit_code
 
     async def _settle_jobs(self) -> None:
         if self._tasks:

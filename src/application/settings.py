@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     VLLM_HOST: Annotated[str, Field(min_length=1)] = "127.0.0.1"
     VLLM_PORT: Annotated[int, Field(ge=1, le=65535)] = 8000
     VLLM_STARTUP_TIMEOUT: Seconds = 120.0
+    VLLM_STOP_TIMEOUT: Seconds = 30.0
     VLLM_EXTRA_ARGS: str = ""
     VLLM_SERVED_MODEL_NAME: Annotated[str, Field(min_length=1)] = "default"
     VLLM_SERVE_COMMAND: Annotated[str, Field(min_length=1)] = "vllm"

@@ -9,6 +9,7 @@ from typing import Any
 
 class FakeApi(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

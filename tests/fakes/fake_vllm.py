@@ -41,6 +41,7 @@ class Record:
 class FakeVllm(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, served_model: str = "default") -> None:
         super().__init__((host, port), Handler)
@@ -120,7 +121,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _answer(self, body: dict[str, Any]) -> None:
         behaviour = self.server.behaviour
-        if not self._wait(behaviour.delay, behaviour.hang):
+        if not self._wait(behaviour.delay):
             self.server.record.closed.append(body)
             self.close_connection = True
             return
@@ -133,12 +134,12 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._json(200, completion(body, self.server.served_model, behaviour.completion_tokens))
 
-    def _wait(self, delay: float, hang: bool) -> bool:
-        """Waits `delay` seconds (or forever); False as soon as the client closes the connection."""
-        if delay <= 0 and not hang:
+    def _wait(self, delay: float) -> bool:
+        """Waits `delay` seconds (or while `hang` is set); False as soon as the client closes the connection."""
+        if delay <= 0 and not self.server.behaviour.hang:
             return True
         deadline = time.monotonic() + delay
-        while hang or time.monotonic() < deadline:
+        while self.server.behaviour.hang or time.monotonic() < deadline:
             readable, _, _ = select.select([self.connection], [], [], 0.01)
             if readable and self.connection.recv(1, socket.MSG_PEEK) == b"":
                 return False

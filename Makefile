@@ -1,0 +1,34 @@
+# worker-vllm: `make setup`, `make demo`, `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup test test-fast lint run demo bench bench-vllm vllm-env clean
+
+$(BIN)/worker-vllm: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $@
+
+setup: $(BIN)/worker-vllm  ## the worker's virtualenv with its test tools
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy src
+
+test: setup lint  ## lint, types, then every test
+	$(BIN)/pytest
+
+test-fast: setup  ## unit and in-process integration tests only
+	$(BIN)/pytest -m "not slow and not vllm"
+
+run: setup  ## the worker, configured by the environment (see README)
+	$(BIN)/worker-vllm run
+
+bench: setup  ## worker overhead against a fake vLLM
+	$(BIN)/python bench/bench_worker.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,140 @@
+"""The test bed: a fake queue, a fake vLLM and a fake API on 127.0.0.1, and the worker wired by its container."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.local_queue import LocalQueue
+from adapters.websocket_queue import Backoff, WebSocketQueue
+from application.service import Timings, WorkerService
+from application.settings import Settings, load_settings
+from main import Container
+from tests.fakes.fake_api import FakeApi
+from tests.fakes.fake_vllm import FakeVllm
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "test-token-0123456789"
+FAST = Timings(health_interval=0.1, readiness_interval=0.05, flush_timeout=2.0)
+
+
+@pytest.fixture
+def fake_vllm() -> Iterator[FakeVllm]:
+    server = FakeVllm().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_api() -> Iterator[FakeApi]:
+    server = FakeApi().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def queue() -> AsyncIterator[LocalQueue]:
+    async with LocalQueue() as local_queue:
+        yield local_queue
+
+
+def worker_environment(queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi, **overrides: Any) -> dict[str, str]:
+    environment = {
+        "CASOLA_WS_URL": queue.url,
+        "CASOLA_CONFIG_ID": "cfg-1",
+        "CASOLA_INSTANCE_ID": "worker-1",
+        "CASOLA_API_URL": fake_api.url,
+        "CASOLA_API_TOKEN": TOKEN,
+        "CASOLA_HEARTBEAT_INTERVAL": "0.2",
+        "VLLM_MODEL": "tiny",
+        "VLLM_PORT": str(fake_vllm.port),
+        "VLLM_STARTUP_TIMEOUT": "10",
+    }
+    environment.update({name: str(value) for name, value in overrides.items()})
+    return environment
+
+
+@dataclass
+class RunningWorker:
+    service: WorkerService
+    task: "asyncio.Task[int]"
+
+    async def stop(self, timeout: float = 15.0) -> int:
+        self.service.request_shutdown()
+        return await asyncio.wait_for(self.task, timeout)
+
+    async def exit_code(self, timeout: float = 15.0) -> int:
+        return await asyncio.wait_for(asyncio.shield(self.task), timeout)
+
+
+StartWorker = Callable[..., Awaitable[RunningWorker]]
+
+
+@pytest.fixture
+async def start_worker(queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi) -> AsyncIterator[StartWorker]:
+    """Starts the worker in this event loop, wired by the real container with quick timings."""
+    started: list[tuple[Container, RunningWorker]] = []
+
+    async def start(wait_registered: bool = True, **overrides: Any) -> RunningWorker:
+        settings: Settings = load_settings(worker_environment(queue, fake_vllm, fake_api, **overrides))
+        container = Container(settings=settings)
+        container.timings.override(FAST)
+        container.queue.override(WebSocketQueue(settings.queue_url, settings.api_token, Backoff(0.1, 0.5)))
+        await container.init_resources()
+        service = await container.service()
+        running = RunningWorker(service, asyncio.create_task(service.run()))
+        started.append((container, running))
+        if wait_registered:
+            await queue.wait_for_type("register", timeout=10)
+        return running
+
+    yield start
+    for container, running in started:
+        if not running.task.done():
+            running.service.request_shutdown()
+            running.service.request_shutdown()
+            await asyncio.wait_for(running.task, 15)
+        await container.shutdown_resources()
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "main", *args]
+
+
+def cli_environment(environment: dict[str, str]) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}", **environment}
+
+
+def spawn(args: list[str], environment: dict[str, str], **kwargs: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        args, env=cli_environment(environment), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs
+    )
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie waiting to be reaped is not alive
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def terminate(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGKILL)
+        process.wait(5)
+
+
+def chat(content: str = "What is the capital of France?") -> list[dict[str, str]]:
+    return [{"role": "user", "content": content}]
