@@ -5,6 +5,7 @@ import logging
 from typing import Any
 
 import httpx
+import httpx2
 import openai
 
 from application.ports import InferenceRejected, InferenceUnavailable
@@ -25,23 +26,19 @@ class OpenAIInference:
         self.served_model = served_model
 
     async def chat(self, payload: ChatPayload, extra_body: dict[str, Any] | None = None) -> dict[str, Any]:
-        request = payload.model_dump(exclude_none=True, exclude={"model"})
-        try:
-            response = await self.client.chat.completions.with_raw_response.create(
-                model=self.served_model, extra_body=extra_body, **request
-            )
-        except openai.APIError as error:
-            raise _translated(error, self.base_url) from None
-        return _json(response.http_response.content)
+        body = payload.model_dump(exclude_none=True) | (extra_body or {}) | {"model": self.served_model}
+        return await self._post("/chat/completions", body)
 
     async def embeddings(self, payload: EmbeddingsPayload) -> dict[str, Any]:
+        return await self._post("/embeddings", {"model": self.served_model, "input": payload.input})
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The body is already validated, so the client's own request transformation is skipped (half its CPU)."""
         try:
-            response = await self.client.embeddings.with_raw_response.create(
-                model=self.served_model, input=payload.input
-            )
+            response = await self.client.post(path, body=body, cast_to=httpx2.Response)
         except openai.APIError as error:
             raise _translated(error, self.base_url) from None
-        return _json(response.http_response.content)
+        return _json(response.content)
 
     async def health(self) -> bool:
         try:

@@ -78,6 +78,7 @@ class FakeVllm(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     server: FakeVllm
 
     def log_message(self, format: str, *args: Any) -> None:
