@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import httpx2
 import openai
 import psutil
 from websockets.asyncio.server import ServerConnection, serve
@@ -75,7 +74,7 @@ async def direct(url: str, model: str, concurrency: int, jobs: int) -> dict[str,
             while remaining > 0:
                 remaining -= 1
                 started = time.perf_counter()
-                await client.post("/chat/completions", body=body, cast_to=httpx2.Response)
+                await client.post("/chat/completions", body=body, cast_to=bytes)
                 latencies.append(time.perf_counter() - started)
 
         started = time.perf_counter()
@@ -143,7 +142,9 @@ def cpu_seconds(process: psutil.Process) -> float:
     return times.user + times.system
 
 
-def start_worker(queue_port: int, vllm_port: int, capacity: int, environment: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_worker(
+    queue_port: int, vllm_port: int, capacity: int, environment: dict[str, str]
+) -> subprocess.Popen[bytes]:
     worker_env = {
         **os.environ,
         **environment,

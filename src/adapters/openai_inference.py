@@ -5,7 +5,6 @@ import logging
 from typing import Any
 
 import httpx
-import httpx2
 import openai
 
 from application.ports import InferenceRejected, InferenceUnavailable
@@ -35,10 +34,10 @@ class OpenAIInference:
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """The body is already validated, so the client's own request transformation is skipped (half its CPU)."""
         try:
-            response = await self.client.post(path, body=body, cast_to=httpx2.Response)
+            content = await self.client.post(path, body=body, cast_to=bytes)
         except openai.APIError as error:
             raise _translated(error, self.base_url) from None
-        return _json(response.content)
+        return _json(content)
 
     async def health(self) -> bool:
         try:

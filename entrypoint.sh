@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Container entrypoint: starts vLLM and the worker as independent processes and supervises both.
+#
+#   vLLM exits        -> the worker gets its grace period to notice and report an `error` heartbeat,
+#                        then the container exits non-zero.
+#   the worker exits  -> vLLM is stopped; the container exits with the worker's code.
+#   SIGTERM / SIGINT  -> SIGTERM to the worker; once it exits (or after its grace period plus a margin,
+#                        then SIGKILL) vLLM gets SIGTERM, then SIGKILL after VLLM_STOP_TIMEOUT.
+#
+# ENTRYPOINT_VLLM_COMMAND and ENTRYPOINT_WORKER_COMMAND replace the two commands (tests use stand-ins).
+set -euo pipefail
+
+read -r -a VLLM_COMMAND <<<"${ENTRYPOINT_VLLM_COMMAND:-worker-vllm launch-vllm}"
+read -r -a WORKER_COMMAND <<<"${ENTRYPOINT_WORKER_COMMAND:-worker-vllm run}"
+GRACE="${CASOLA_SHUTDOWN_GRACE_PERIOD:-5}"
+MARGIN="${ENTRYPOINT_SHUTDOWN_MARGIN:-10}"
+VLLM_STOP_TIMEOUT="${VLLM_STOP_TIMEOUT:-30}"
+
+vllm_pid=""
+worker_pid=""
+signalled=""
+reaped=0
+
+log() {
+  printf '%s entrypoint: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2
+}
+
+gpu_diagnostic() {
+  if ! command -v nvidia-smi >/dev/null 2>&1; then
+    log "nvidia-smi not found: no NVIDIA driver visible in this container"
+    return 0
+  fi
+  local cuda
+  cuda=$(nvidia-smi 2>/dev/null | grep -o 'CUDA Version: [0-9.]*' || true)
+  log "GPU driver: $(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n 1 || echo unknown), ${cuda:-CUDA version unknown}"
+  nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader 2>/dev/null | while read -r gpu; do
+    log "GPU $gpu"
+  done || log "nvidia-smi failed: the GPU may be unusable"
+}
+
+# running PID: true while PID exists and is not a zombie waiting to be reaped.
+running() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat%% *} != Z ]]
+}
+
+# wait_until_gone PID SECONDS: true if PID ended within SECONDS.
+wait_until_gone() {
+  local deadline=$((SECONDS + ${2%.*} + 1))
+  while running "$1"; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+
+# reap PID: sets `reaped` to its exit code (the process has ended). Not in a subshell: only we can wait.
+reap() {
+  reaped=0
+  wait "$1" 2>/dev/null || reaped=$?
+}
+
+stop_group() {
+  local pid=$1 name=$2 timeout=$3
+  if running "$pid"; then
+    log "stopping $name (pid $pid): SIGTERM"
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    if ! wait_until_gone "$pid" "$timeout"; then
+      log "$name ignored SIGTERM for ${timeout}s: SIGKILL"
+    fi
+  fi
+  kill -KILL -- "-$pid" 2>/dev/null || true # whatever of the group outlived its leader
+}
+
+stop_worker() {
+  local timeout=$((${GRACE%.*} + MARGIN))
+  if running "$worker_pid"; then
+    log "stopping the worker (pid $worker_pid): SIGTERM, up to ${timeout}s"
+    kill -TERM "$worker_pid" 2>/dev/null || true
+    if ! wait_until_gone "$worker_pid" "$timeout"; then
+      log "the worker did not exit within ${timeout}s: SIGKILL"
+    fi
+  fi
+  kill -KILL -- "-$worker_pid" 2>/dev/null || true
+}
+
+main() {
+  gpu_diagnostic
+  trap 'signalled=TERM' TERM
+  trap 'signalled=INT' INT
+
+  setsid "${VLLM_COMMAND[@]}" &
+  vllm_pid=$!
+  log "started vLLM: ${VLLM_COMMAND[*]} (pid $vllm_pid)"
+  setsid "${WORKER_COMMAND[@]}" &
+  worker_pid=$!
+  log "started the worker: ${WORKER_COMMAND[*]} (pid $worker_pid)"
+
+  while [[ -z $signalled ]] && running "$vllm_pid" && running "$worker_pid"; do
+    wait -n "$vllm_pid" "$worker_pid" 2>/dev/null || true
+  done
+
+  local worker_code vllm_code
+  if [[ -n $signalled ]]; then
+    log "SIG$signalled: shutting down"
+    stop_worker
+    reap "$worker_pid"
+    worker_code=$reaped
+    stop_group "$vllm_pid" vLLM "$VLLM_STOP_TIMEOUT"
+    reap "$vllm_pid"
+    vllm_code=$reaped
+    log "worker exited with $worker_code, vLLM with $vllm_code"
+    exit "$worker_code"
+  fi
+
+  if ! running "$worker_pid"; then
+    reap "$worker_pid"
+    worker_code=$reaped
+    log "the worker exited with $worker_code: stopping vLLM"
+    stop_group "$vllm_pid" vLLM "$VLLM_STOP_TIMEOUT"
+    reap "$vllm_pid"
+    exit "$worker_code"
+  fi
+
+  reap "$vllm_pid"
+  vllm_code=$reaped
+  log "vLLM exited with $vllm_code: the worker has ${GRACE}s (+${MARGIN}s) to report it"
+  kill -KILL -- "-$vllm_pid" 2>/dev/null || true
+  if ! wait_until_gone "$worker_pid" "$((${GRACE%.*} + MARGIN))"; then
+    stop_worker
+  fi
+  reap "$worker_pid"
+  worker_code=$reaped
+  log "worker exited with $worker_code"
+  if ((worker_code != 0)); then
+    exit "$worker_code"
+  fi
+  exit $((vllm_code != 0 ? vllm_code : 1))
+}
+
+main "$@"

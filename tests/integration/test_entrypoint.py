@@ -1,0 +1,213 @@
+"""entrypoint.sh under bash with stand-in processes: exit codes, signal order, grace periods, no survivors."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from adapters.local_queue import LocalQueue
+from tests.fakes.fake_api import FakeApi
+from tests.fakes.fake_vllm import FakeVllm
+from tests.integration.conftest import ROOT, alive, cli_environment, worker_environment
+
+pytestmark = pytest.mark.slow
+
+ENTRYPOINT = ROOT / "entrypoint.sh"
+STANDIN = f"{sys.executable} -m tests.fakes.standin"
+
+
+@dataclass
+class Events:
+    path: Path
+
+    def lines(self) -> list[list[str]]:
+        text = self.path.read_text() if self.path.exists() else ""
+        return [line.split(" ", 2)[1:] for line in text.splitlines()]
+
+    def names(self) -> list[str]:
+        return [f"{name} {event.split()[0]}" for name, event in self.lines()]
+
+    def pids(self) -> list[int]:
+        return [int(event.split()[1]) for _, event in self.lines() if event.split()[0] in ("start", "child")]
+
+    def time_of(self, wanted: str) -> float:
+        for line in self.path.read_text().splitlines():
+            stamp, name, event = line.split(" ", 2)
+            if f"{name} {event.split()[0]}" == wanted:
+                return float(stamp)
+        raise AssertionError(f"no {wanted!r} in {self.names()}")
+
+    def wait_for(self, wanted: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while wanted not in self.names():
+            assert time.monotonic() < deadline, f"no {wanted!r} in {self.names()}"
+            time.sleep(0.02)
+
+
+def entrypoint(vllm: str, worker: str, **environment: str | float) -> subprocess.Popen[str]:
+    env = cli_environment({"ENTRYPOINT_VLLM_COMMAND": vllm, "ENTRYPOINT_WORKER_COMMAND": worker})
+    env.update({name: str(value) for name, value in environment.items()})
+    env["PATH"] = "/usr/bin:/bin"  # no nvidia-smi
+    return subprocess.Popen(["bash", str(ENTRYPOINT)], env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture
+def events(tmp_path: Path) -> Events:
+    return Events(tmp_path / "events")
+
+
+def standin(name: str, events: Events, *flags: str) -> str:
+    return f"{STANDIN} {name} --record {events.path} {' '.join(flags)}"
+
+
+def finish(process: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str]:
+    try:
+        _, stderr = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, stderr
+
+
+def assert_none_survive(events: Events) -> None:
+    deadline = time.monotonic() + 5
+    while any(alive(pid) for pid in events.pids()):
+        assert time.monotonic() < deadline, f"still alive: {[pid for pid in events.pids() if alive(pid)]}"
+        time.sleep(0.02)
+
+
+def test_the_worker_exiting_stops_vllm_and_passes_on_its_code(events: Events) -> None:
+    process = entrypoint(
+        standin("vllm", events, "--spawn-child"), standin("worker", events, "--exit-after 1 --exit-code 3")
+    )
+    code, stderr = finish(process)
+    assert code == 3
+    assert events.names()[-2:] == ["vllm TERM", "vllm exit"]
+    assert "nvidia-smi not found" in stderr
+    assert_none_survive(events)
+
+
+def test_sigterm_stops_the_worker_first_then_vllm(events: Events) -> None:
+    process = entrypoint(standin("vllm", events), standin("worker", events, "--exit-code 0"))
+    events.wait_for("worker start")
+    events.wait_for("vllm start")
+    process.send_signal(signal.SIGTERM)
+    code, stderr = finish(process)
+    assert code == 0
+    order = [name for name in events.names() if name.endswith(("TERM", "exit"))]
+    assert order == ["worker TERM", "worker exit", "vllm TERM", "vllm exit"]
+    assert "SIGTERM: shutting down" in stderr
+    assert_none_survive(events)
+
+
+def test_sigint_is_handled_like_sigterm(events: Events) -> None:
+    process = entrypoint(standin("vllm", events), standin("worker", events, "--exit-code 0"))
+    events.wait_for("worker start")
+    events.wait_for("vllm start")
+    process.send_signal(signal.SIGINT)
+    code, _ = finish(process)
+    assert code == 0
+    assert events.names().index("worker TERM") < events.names().index("vllm TERM")
+    assert_none_survive(events)
+
+
+def test_a_worker_ignoring_sigterm_is_killed_after_its_grace_period(events: Events) -> None:
+    process = entrypoint(
+        standin("vllm", events),
+        standin("worker", events, "--ignore-sigterm"),
+        CASOLA_SHUTDOWN_GRACE_PERIOD=1,
+        ENTRYPOINT_SHUTDOWN_MARGIN=1,
+    )
+    events.wait_for("worker start")
+    events.wait_for("vllm start")
+    process.send_signal(signal.SIGTERM)
+    code, stderr = finish(process)
+    assert code == 137
+    assert "the worker did not exit within 2s: SIGKILL" in stderr
+    waited = events.time_of("vllm TERM") - events.time_of("worker TERM")
+    assert 2.0 <= waited < 8.0, waited  # the grace period plus the margin was honoured, then no longer
+    assert "worker exit" not in events.names()
+    assert_none_survive(events)
+
+
+def test_vllm_ignoring_sigterm_is_killed_after_its_stop_timeout(events: Events) -> None:
+    process = entrypoint(
+        standin("vllm", events, "--ignore-sigterm --spawn-child"),
+        standin("worker", events, "--exit-after 0.5 --exit-code 0"),
+        VLLM_STOP_TIMEOUT=1,
+    )
+    code, stderr = finish(process)
+    assert code == 0
+    assert "vLLM ignored SIGTERM for 1s: SIGKILL" in stderr
+    assert_none_survive(events)
+
+
+def test_vllm_exiting_gives_the_worker_its_grace_period_then_exits_non_zero(events: Events) -> None:
+    process = entrypoint(
+        standin("vllm", events, "--exit-after 0.5 --exit-code 0"),
+        standin("worker", events, "--exit-code 0"),
+        CASOLA_SHUTDOWN_GRACE_PERIOD=1,
+        ENTRYPOINT_SHUTDOWN_MARGIN=1,
+    )
+    code, stderr = finish(process)
+    assert code == 1  # vLLM and the (stopped) worker both said 0: vLLM dying is still a failure
+    assert "vLLM exited with 0: the worker has 1s (+1s) to report it" in stderr
+    assert events.time_of("worker TERM") - events.time_of("vllm exit") >= 2.0
+    assert_none_survive(events)
+
+
+async def test_vllm_death_is_reported_by_the_real_worker(
+    queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi, tmp_path: Path
+) -> None:
+    fake_vllm.stop()
+    port = fake_vllm.port
+    environment = worker_environment(queue, fake_vllm, fake_api, VLLM_PORT=port, CASOLA_SHUTDOWN_GRACE_PERIOD=5)
+    vllm = f"{sys.executable} -m tests.fakes.fake_vllm serve tiny --port {port} --exit-after 3"
+    process = entrypoint(vllm, f"{sys.executable} -m main run", **environment)
+    await queue.wait_for_type("register", timeout=30)
+    code, stderr = await asyncio.to_thread(finish, process)
+    assert code == 1, stderr
+    beat = fake_api.heartbeats[-1]
+    assert beat["status"] == "error" and "vLLM stopped answering /health" in beat["error_message"]
+    assert "worker exited with 1" in stderr
+
+
+def test_gpu_diagnostic_with_nvidia_smi(events: Events, tmp_path: Path) -> None:
+    fake_smi = tmp_path / "nvidia-smi"
+    fake_smi.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        '  *driver_version*) echo "550.54.15";;\n'
+        '  *index,name*) echo "0, NVIDIA A100-SXM4-80GB, 81920 MiB";;\n'
+        '  *) echo "| NVIDIA-SMI 550.54.15   Driver Version: 550.54.15   CUDA Version: 12.4 |";;\n'
+        "esac\n"
+    )
+    fake_smi.chmod(0o755)
+    env = cli_environment(
+        {
+            "ENTRYPOINT_VLLM_COMMAND": standin("vllm", events),
+            "ENTRYPOINT_WORKER_COMMAND": standin("worker", events, "--exit-after 0.2"),
+            "PATH": f"{tmp_path}:/usr/bin:/bin",
+        }
+    )
+    done = subprocess.run(["bash", str(ENTRYPOINT)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    assert "GPU driver: 550.54.15, CUDA Version: 12.4" in done.stderr
+    assert "GPU 0, NVIDIA A100-SXM4-80GB, 81920 MiB" in done.stderr
+
+
+@pytest.mark.parametrize("script", ["entrypoint.sh", "build.sh", "scripts/setup-vllm.sh"])
+def test_shell_scripts_pass_shellcheck(script: str) -> None:
+    shellcheck = Path(sys.executable).parent / "shellcheck"
+    done = subprocess.run([str(shellcheck), str(ROOT / script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+
+
+def test_entrypoint_and_build_are_executable() -> None:
+    assert os.access(ENTRYPOINT, os.X_OK) and os.access(ROOT / "build.sh", os.X_OK)
