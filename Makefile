@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test test-fast lint run demo bench bench-vllm vllm-env clean
+.PHONY: setup test test-fast test-vllm lint run demo bench bench-vllm vllm-env clean
 
 $(BIN)/worker-vllm: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,18 @@ run: setup  ## the worker, configured by the environment (see README)
 
 bench: setup  ## worker overhead against a fake vLLM
 	$(BIN)/python bench/bench_worker.py
+
+vllm-env:  ## real vLLM (CPU build) in ~/.cache/worker-vllm and a tiny model in .cache/
+	bash scripts/setup-vllm.sh
+
+demo: setup vllm-env  ## one chat job through the worker and real vLLM on the tiny model
+	bash scripts/demo.sh
+
+test-vllm: setup vllm-env  ## only the real-vLLM tier
+	$(BIN)/pytest -m vllm
+
+bench-vllm: setup vllm-env  ## direct vLLM against queue + worker + vLLM
+	$(BIN)/python bench/bench_vllm.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
