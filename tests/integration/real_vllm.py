@@ -1,0 +1,78 @@
+"""Real vLLM (the CPU build, the tiny model) for the `vllm` tier: where it is, how to start it and read it."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.conftest import ROOT
+
+VLLM_COMMAND = ROOT / ".cache" / "bin" / "vllm"
+TINY_MODEL = ROOT / ".cache" / "tiny-chat-model"
+VLLM_ARGS = "--max-model-len 2048 --dtype bfloat16"
+STARTUP_TIMEOUT = 400.0
+
+
+def require_real_vllm() -> None:
+    """Skips (or, with WORKER_VLLM_REQUIRE=1 as in CI, fails) when `make vllm-env` has not run."""
+    if VLLM_COMMAND.exists() and (TINY_MODEL / "config.json").exists():
+        return
+    message = "real vLLM is not set up: run `make vllm-env`"
+    if os.environ.get("WORKER_VLLM_REQUIRE") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_vllm(port: int, log: Path) -> subprocess.Popen[bytes]:
+    command = [str(VLLM_COMMAND), "serve", str(TINY_MODEL), "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--served-model-name", "default", *VLLM_ARGS.split()]
+    with log.open("wb") as output:
+        return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_until_ready(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"vLLM exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"vLLM not ready in {STARTUP_TIMEOUT} s:\n{log.read_text()[-3000:]}")
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(30)
+            break
+        except ProcessLookupError:
+            break
+        except subprocess.TimeoutExpired:
+            continue
+
+
+async def requests_running(client: httpx.AsyncClient, port: int) -> float:
+    """vLLM's `vllm:num_requests_running` from /metrics."""
+    try:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics", timeout=30)).text
+    except httpx.TimeoutException:  # a busy 2-core machine: ask again
+        return 0.0
+    match = re.search(r"^vllm:num_requests_running\{[^}]*\} ([0-9.e+-]+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0

@@ -1,0 +1,101 @@
+"""The worker launches real vLLM itself (`run --launch-vllm`), exactly as in production, and survives its death."""
+
+import asyncio
+import os
+import signal
+import time
+
+import httpx
+import psutil
+import pytest
+
+from adapters.local_queue import LocalQueue, chat_job
+from tests.fakes.fake_api import FakeApi
+from tests.fakes.fake_vllm import FakeVllm
+from tests.integration.conftest import alive, chat, cli, spawn, terminate, worker_environment
+from tests.integration.real_vllm import (
+    TINY_MODEL,
+    VLLM_ARGS,
+    VLLM_COMMAND,
+    free_port,
+    requests_running,
+    require_real_vllm,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.vllm]
+
+LONG = {"max_tokens": 2000, "extra_body": {"ignore_eos": True}}
+
+
+def launch_environment(queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi, port: int) -> dict[str, str]:
+    return worker_environment(
+        queue, fake_vllm, fake_api, VLLM_PORT=port, VLLM_MODEL=TINY_MODEL, VLLM_SERVE_COMMAND=VLLM_COMMAND,
+        VLLM_EXTRA_ARGS=VLLM_ARGS, VLLM_STARTUP_TIMEOUT=400, CASOLA_HEARTBEAT_INTERVAL=5,
+        CASOLA_SHUTDOWN_GRACE_PERIOD=60,
+    )  # fmt: skip
+
+
+def family(pid: int) -> list[int]:
+    return [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
+
+
+async def wait_running(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            if await requests_running(client, port) >= 1:
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError("the job never ran in vLLM")
+
+
+async def test_sigterm_mid_job_finishes_it_stops_vllm_and_exits_zero(
+    queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi
+) -> None:
+    require_real_vllm()
+    port = free_port()
+    worker = spawn(cli("run", "--launch-vllm"), launch_environment(queue, fake_vllm, fake_api, port))
+    try:
+        await queue.wait_for_type("register", timeout=420)
+        processes = family(worker.pid)
+        await queue.push(chat_job("first", chat(), max_tokens=4))
+        first = (await queue.wait_for_type("job_result", "first", timeout=60))["result"]
+        assert first["completion"]["usage"]["completion_tokens"] == 4
+        await queue.push(chat_job("long", chat(), **LONG))
+        await wait_running(port)
+        worker.send_signal(signal.SIGTERM)
+        result = await queue.wait_for_type("job_result", "long", timeout=60)
+        code = await asyncio.to_thread(worker.wait, 90)
+    finally:
+        terminate(worker)
+    assert code == 0
+    assert result["result"]["completion"]["usage"]["completion_tokens"] == 2000
+    assert queue.frames_of("drain")
+    assert fake_api.statuses()[-1] == "stopping"
+    assert not [pid for pid in processes if alive(pid)]
+
+
+async def test_vllm_killed_mid_job_fails_the_job_and_the_worker(
+    queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi
+) -> None:
+    require_real_vllm()
+    port = free_port()
+    worker = spawn(cli("run", "--launch-vllm"), launch_environment(queue, fake_vllm, fake_api, port))
+    try:
+        await queue.wait_for_type("register", timeout=420)
+        processes = family(worker.pid)
+        vllm = psutil.Process(worker.pid).children()[0].pid
+        await queue.push(chat_job("warm-up", chat(), max_tokens=4))
+        await queue.wait_for_type("job_result", "warm-up", timeout=60)
+        await queue.push(chat_job("doomed", chat(), **LONG))
+        await wait_running(port)
+        os.killpg(vllm, signal.SIGKILL)
+        error = await queue.wait_for_type("job_error", "doomed", timeout=30)
+        code = await asyncio.to_thread(worker.wait, 60)
+    finally:
+        terminate(worker)
+    assert error["error"].startswith("vllm_unavailable:")
+    assert code == 1
+    beat = fake_api.heartbeats[-1]
+    assert beat["status"] == "error" and "vLLM exited" in beat["error_message"]
+    assert not [pid for pid in processes if alive(pid)]
