@@ -14,8 +14,8 @@ $(BIN)/worker-vllm: pyproject.toml
 setup: $(BIN)/worker-vllm  ## the worker's virtualenv with its test tools
 
 lint: setup
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts docker
+	$(BIN)/ruff format --check src tests bench scripts docker
 	$(BIN)/mypy src
 
 test: setup lint  ## lint, types, then every test

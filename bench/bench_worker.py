@@ -39,8 +39,13 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def summary(latencies: list[float], seconds: float) -> dict[str, float]:
+def without_latencies(result: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in result.items() if key != "latencies"}
+
+
+def summary(latencies: list[float], seconds: float) -> dict[str, Any]:
     return {
+        "latencies": latencies,
         "jobs": len(latencies),
         "jobs_per_s": len(latencies) / seconds,
         "p50_ms": percentile(latencies, 0.50) * 1000,
@@ -62,10 +67,12 @@ async def wait_until_healthy(url: str, timeout: float = 30) -> None:
     raise TimeoutError(f"{url} not healthy")
 
 
-async def direct(url: str, model: str, concurrency: int, jobs: int) -> dict[str, float]:
+async def direct(
+    url: str, model: str, concurrency: int, jobs: int, payload: dict[str, Any] = PAYLOAD
+) -> dict[str, float]:
     """The baseline: the same chat requests straight to vLLM, `concurrency` at a time, with the worker's client."""
     latencies: list[float] = []
-    body = {"model": model, **PAYLOAD}
+    body = {"model": model, **{k: v for k, v in payload.items() if k != "extra_body"}, **payload.get("extra_body", {})}
     async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="EMPTY", max_retries=0, timeout=120) as client:
         remaining = jobs
 
@@ -86,7 +93,8 @@ async def direct(url: str, model: str, concurrency: int, jobs: int) -> dict[str,
 class BenchQueue:
     """A queue that keeps `capacity` jobs in flight on the worker and times push to result."""
 
-    def __init__(self) -> None:
+    def __init__(self, payload: dict[str, Any] = PAYLOAD) -> None:
+        self.payload = payload
         self.connection: ServerConnection | None = None
         self.registered = asyncio.Event()
         self.pushed: dict[str, float] = {}
@@ -122,7 +130,7 @@ class BenchQueue:
         job_id = f"job-{self.sequence}"
         frame = {"type": "job", "job_id": job_id, "mode": "transient", "config_id": "bench", "fence_token": 1}
         self.pushed[job_id] = time.perf_counter()
-        await self.connection.send(json.dumps({**frame, "job_type": "chat_completion", "payload": PAYLOAD}))
+        await self.connection.send(json.dumps({**frame, "job_type": "chat_completion", "payload": self.payload}))
 
     async def run(self, capacity: int, jobs: int) -> dict[str, float]:
         self.latencies, self.errors, self.remaining = [], [], jobs
@@ -140,6 +148,15 @@ class BenchQueue:
 def cpu_seconds(process: psutil.Process) -> float:
     times = process.cpu_times()
     return times.user + times.system
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set (VmHWM), in MiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def start_worker(
@@ -161,24 +178,41 @@ def start_worker(
     return subprocess.Popen(command, env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+class WorkerUnderTest:
+    """A worker process behind a bench queue, kept for several measured runs."""
+
+    def __init__(self, vllm_port: int, capacity: int, environment: dict[str, str], payload: dict[str, Any]):
+        self.vllm_port, self.capacity, self.environment = vllm_port, capacity, environment
+        self.queue = BenchQueue(payload)
+
+    async def __aenter__(self) -> "WorkerUnderTest":
+        self.server = await serve(self.queue.handler, "127.0.0.1", 0, max_size=None)
+        queue_port = self.server.sockets[0].getsockname()[1]
+        self.worker = start_worker(queue_port, self.vllm_port, self.capacity, self.environment)
+        self.process = psutil.Process(self.worker.pid)
+        await asyncio.wait_for(self.queue.registered.wait(), 60)
+        await self.queue.run(self.capacity, 4 * self.capacity + 20)  # warm-up
+        return self
+
+    async def run(self, jobs: int) -> tuple[dict[str, float], float]:
+        """The run's figures and the worker's CPU seconds during it."""
+        cpu_before = cpu_seconds(self.process)
+        result = await self.queue.run(self.capacity, jobs)
+        return result, cpu_seconds(self.process) - cpu_before
+
+    async def __aexit__(self, *_: object) -> None:
+        self.worker.terminate()
+        self.worker.wait(30)
+        self.server.close()
+        await self.server.wait_closed()
+
+
 async def through_worker(
     vllm_port: int, capacity: int, jobs: int, environment: dict[str, str]
 ) -> tuple[dict[str, float], dict[str, float]]:
-    queue = BenchQueue()
-    async with serve(queue.handler, "127.0.0.1", 0, max_size=None) as server:
-        queue_port = server.sockets[0].getsockname()[1]
-        worker = start_worker(queue_port, vllm_port, capacity, environment)
-        try:
-            await asyncio.wait_for(queue.registered.wait(), 60)
-            await queue.run(capacity, min(jobs, 4 * capacity + 20))  # warm-up
-            process = psutil.Process(worker.pid)
-            cpu_before = cpu_seconds(process)
-            result = await queue.run(capacity, jobs)
-            cpu = cpu_seconds(process) - cpu_before
-            rss_mb = process.memory_info().rss / 2**20
-        finally:
-            worker.terminate()
-            worker.wait(30)
+    async with WorkerUnderTest(vllm_port, capacity, environment, PAYLOAD) as under_test:
+        result, cpu = await under_test.run(jobs)
+        rss_mb = peak_rss_mb(under_test.worker.pid)
     return result, {"cpu_ms_per_job": cpu * 1000 / jobs, "rss_mb": rss_mb}
 
 
@@ -206,7 +240,8 @@ async def bench(capacities: list[int], delays: list[float], scale: float) -> lis
                 await direct(f"http://127.0.0.1:{port}", "default", capacity, min(jobs, 50))  # warm-up
                 baseline = await direct(f"http://127.0.0.1:{port}", "default", capacity, jobs)
                 worker, usage = await through_worker(port, capacity, jobs, {"CASOLA_HEARTBEAT_INTERVAL": "60"})
-                row = {"fake_delay_ms": delay * 1000, "capacity": capacity, "baseline": baseline, "worker": worker}
+                row = {"fake_delay_ms": delay * 1000, "capacity": capacity, "baseline": without_latencies(baseline)}
+                row |= {"worker": without_latencies(worker)}
                 row |= usage | {"ratio": worker["jobs_per_s"] / baseline["jobs_per_s"]}
                 rows.append(row)
                 print_row(row)

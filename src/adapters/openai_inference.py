@@ -12,7 +12,7 @@ from domain.jobs import ChatPayload, EmbeddingsPayload
 
 log = logging.getLogger("worker.inference")
 
-HEALTH_TIMEOUT = 2.0
+HEALTH_TIMEOUT = 5.0
 
 
 class OpenAIInference:

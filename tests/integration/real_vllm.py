@@ -15,7 +15,7 @@ from tests.integration.conftest import ROOT
 
 VLLM_COMMAND = ROOT / ".cache" / "bin" / "vllm"
 TINY_MODEL = ROOT / ".cache" / "tiny-chat-model"
-VLLM_ARGS = "--max-model-len 2048 --dtype bfloat16"
+VLLM_ARGS = "--max-model-len 8192 --dtype bfloat16"
 STARTUP_TIMEOUT = 400.0
 
 
@@ -35,9 +35,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_vllm(port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_vllm(port: int, log: Path, args: str = VLLM_ARGS) -> subprocess.Popen[bytes]:
     command = [str(VLLM_COMMAND), "serve", str(TINY_MODEL), "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--served-model-name", "default", *VLLM_ARGS.split()]
+    command += ["--served-model-name", "default", *args.split()]
     with log.open("wb") as output:
         return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
 

@@ -22,7 +22,7 @@ from tests.integration.real_vllm import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
-LONG = {"max_tokens": 2000, "extra_body": {"ignore_eos": True}}
+LONG = {"max_tokens": 6000, "extra_body": {"ignore_eos": True}}
 
 
 @pytest.fixture(scope="module")
@@ -125,4 +125,4 @@ async def test_a_payload_vllm_rejects_comes_back_with_vllms_reason(
     await queue.push(chat_job("too-long", chat(), max_tokens=100_000))
     error = (await queue.wait_for_type("job_error", "too-long", timeout=60))["error"]
     assert error.startswith("inference_error: vLLM answered HTTP 400: ")
-    assert "2048" in error  # vLLM names the model's context length
+    assert "8192" in error  # vLLM names the model's context length

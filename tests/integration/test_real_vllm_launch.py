@@ -3,9 +3,10 @@
 import asyncio
 import os
 import signal
+import subprocess
+import threading
 import time
 
-import httpx
 import psutil
 import pytest
 
@@ -18,13 +19,12 @@ from tests.integration.real_vllm import (
     VLLM_ARGS,
     VLLM_COMMAND,
     free_port,
-    requests_running,
     require_real_vllm,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
-LONG = {"max_tokens": 2000, "extra_body": {"ignore_eos": True}}
+LONG = {"max_tokens": 6000, "extra_body": {"ignore_eos": True}}
 
 
 def launch_environment(queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi, port: int) -> dict[str, str]:
@@ -39,14 +39,24 @@ def family(pid: int) -> list[int]:
     return [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
 
 
-async def wait_running(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            if await requests_running(client, port) >= 1:
-                return
+class WorkerLog:
+    """The worker's stderr, read line by line in a thread, so a test can wait for a log line."""
+
+    def __init__(self, worker: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        assert worker.stderr is not None
+        self.stream = worker.stderr
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.stream:
+            self.lines.append(line)
+
+    async def wait_for(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.lines):
+            assert time.monotonic() < deadline, f"no log line with {text!r}"
             await asyncio.sleep(0.01)
-    raise AssertionError("the job never ran in vLLM")
 
 
 async def test_sigterm_mid_job_finishes_it_stops_vllm_and_exits_zero(
@@ -55,6 +65,7 @@ async def test_sigterm_mid_job_finishes_it_stops_vllm_and_exits_zero(
     require_real_vllm()
     port = free_port()
     worker = spawn(cli("run", "--launch-vllm"), launch_environment(queue, fake_vllm, fake_api, port))
+    log = WorkerLog(worker)
     try:
         await queue.wait_for_type("register", timeout=420)
         processes = family(worker.pid)
@@ -62,14 +73,14 @@ async def test_sigterm_mid_job_finishes_it_stops_vllm_and_exits_zero(
         first = (await queue.wait_for_type("job_result", "first", timeout=60))["result"]
         assert first["completion"]["usage"]["completion_tokens"] == 4
         await queue.push(chat_job("long", chat(), **LONG))
-        await wait_running(port)
+        await log.wait_for("job long started")
         worker.send_signal(signal.SIGTERM)
         result = await queue.wait_for_type("job_result", "long", timeout=60)
         code = await asyncio.to_thread(worker.wait, 90)
     finally:
         terminate(worker)
     assert code == 0
-    assert result["result"]["completion"]["usage"]["completion_tokens"] == 2000
+    assert result["result"]["completion"]["usage"]["completion_tokens"] == 6000
     assert queue.frames_of("drain")
     assert fake_api.statuses()[-1] == "stopping"
     assert not [pid for pid in processes if alive(pid)]
@@ -81,6 +92,7 @@ async def test_vllm_killed_mid_job_fails_the_job_and_the_worker(
     require_real_vllm()
     port = free_port()
     worker = spawn(cli("run", "--launch-vllm"), launch_environment(queue, fake_vllm, fake_api, port))
+    log = WorkerLog(worker)
     try:
         await queue.wait_for_type("register", timeout=420)
         processes = family(worker.pid)
@@ -88,7 +100,7 @@ async def test_vllm_killed_mid_job_fails_the_job_and_the_worker(
         await queue.push(chat_job("warm-up", chat(), max_tokens=4))
         await queue.wait_for_type("job_result", "warm-up", timeout=60)
         await queue.push(chat_job("doomed", chat(), **LONG))
-        await wait_running(port)
+        await log.wait_for("job doomed started")
         os.killpg(vllm, signal.SIGKILL)
         error = await queue.wait_for_type("job_error", "doomed", timeout=30)
         code = await asyncio.to_thread(worker.wait, 60)

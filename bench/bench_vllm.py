@@ -1,0 +1,126 @@
+"""Real vLLM (CPU build, tiny model): the same chat load straight to vLLM and through fake queue + worker + vLLM.
+
+Each request asks for 16 tokens (ignore_eos). For each concurrency (= the worker's capacity) the two paths
+are measured in alternating rounds in one run, so the machine's noise falls on both. Prints a table and
+writes bench/results/bench_vllm.json. Run `make vllm-env` first (`make bench-vllm` does).
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.integration.real_vllm import TINY_MODEL, VLLM_COMMAND, start_vllm, stop_group
+
+from bench.bench_worker import (
+    RESULTS,
+    WorkerUnderTest,
+    direct,
+    free_port,
+    peak_rss_mb,
+    summary,
+    wait_until_healthy,
+    without_latencies,
+)
+
+PAYLOAD: dict[str, Any] = {
+    "messages": [{"role": "user", "content": "What is the capital of France?"}],
+    "max_tokens": 16,
+    "temperature": 0.7,
+    "extra_body": {"ignore_eos": True},
+}
+
+
+def merged(runs: list[dict[str, Any]]) -> dict[str, float]:
+    latencies = [latency for run in runs for latency in run["latencies"]]
+    return summary(latencies, sum(run["seconds"] for run in runs))
+
+
+async def measure(port: int, concurrency: int, requests: int, rounds: int) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{port}"
+    direct_runs: list[dict[str, Any]] = []
+    worker_runs: list[dict[str, Any]] = []
+    cpu_total = 0.0
+    environment = {"CASOLA_HEARTBEAT_INTERVAL": "60", "VLLM_STARTUP_TIMEOUT": "60"}
+    async with WorkerUnderTest(port, concurrency, environment, PAYLOAD) as under_test:
+        await direct(url, "default", concurrency, 4 * concurrency, PAYLOAD)  # warm-up
+        for _ in range(rounds):
+            baseline = await direct(url, "default", concurrency, requests, PAYLOAD)
+            direct_runs.append(as_run(baseline))
+            through, cpu = await under_test.run(requests)
+            worker_runs.append(as_run(through))
+            cpu_total += cpu
+        rss = peak_rss_mb(under_test.worker.pid)
+    base, work = merged(direct_runs), merged(worker_runs)
+    return {
+        "concurrency": concurrency,
+        "direct": without_latencies(base),
+        "worker": without_latencies(work),
+        "ratio": work["jobs_per_s"] / base["jobs_per_s"],
+        "cpu_ms_per_job": cpu_total * 1000 / (requests * rounds),
+        "peak_rss_mb": rss,
+    }
+
+
+def as_run(result: dict[str, float]) -> dict[str, Any]:
+    """Back to latencies and seconds, so that rounds can be merged (summary keeps p50/p99 only)."""
+    return {"latencies": result["latencies"], "seconds": result["jobs"] / result["jobs_per_s"]}
+
+
+HEADER = (
+    f"{'conc':>4} {'reqs':>5} | {'direct/s':>8} {'p50':>7} {'p99':>7} | {'worker/s':>8} {'p50':>7} {'p99':>7} | "
+    f"{'ratio':>5} {'cpu/job':>8} {'peak rss':>8}"
+)
+
+
+def print_row(row: dict[str, Any]) -> None:
+    base, work = row["direct"], row["worker"]
+    print(
+        f"{row['concurrency']:>4} {work['jobs']:>5} | {base['jobs_per_s']:>8.1f} {base['p50_ms']:>5.0f}ms "
+        f"{base['p99_ms']:>5.0f}ms | {work['jobs_per_s']:>8.1f} {work['p50_ms']:>5.0f}ms {work['p99_ms']:>5.0f}ms | "
+        f"{row['ratio']:>5.2f} {row['cpu_ms_per_job']:>6.2f}ms {row['peak_rss_mb']:>6.1f}MB",
+        flush=True,
+    )
+
+
+async def bench(concurrencies: list[int], requests: int, rounds: int) -> list[dict[str, Any]]:
+    port = free_port()
+    log = Path(tempfile.mkdtemp()) / "vllm.log"
+    print(f"starting real vLLM on the tiny model (about a minute; log: {log})", flush=True)
+    process = start_vllm(port, log, "--max-model-len 512 --dtype bfloat16")
+    try:
+        await wait_until_healthy(f"http://127.0.0.1:{port}", timeout=400)
+        print(HEADER)
+        rows = []
+        for concurrency in concurrencies:
+            row = await measure(port, concurrency, requests, rounds)
+            print_row(row)
+            rows.append(row)
+        return rows
+    finally:
+        stop_group(process)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--requests", type=int, default=120, help="requests per path per round")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    if not VLLM_COMMAND.exists() or not TINY_MODEL.exists():
+        sys.exit("real vLLM is not set up: run `make vllm-env`")
+    rows = asyncio.run(bench([int(c) for c in args.concurrency.split(",")], args.requests, args.rounds))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    output = RESULTS / "bench_vllm.json"
+    output.write_text(json.dumps({"machine_cores": os.cpu_count(), "rows": rows}, indent=2))
+    print(f"saved {output}")
+
+
+if __name__ == "__main__":
+    main()
