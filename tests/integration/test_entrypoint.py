@@ -93,27 +93,17 @@ def test_the_worker_exiting_stops_vllm_and_passes_on_its_code(events: Events) ->
     assert_none_survive(events)
 
 
-def test_sigterm_stops_the_worker_first_then_vllm(events: Events) -> None:
-    process = entrypoint(standin("vllm", events), standin("worker", events, "--exit-code 0"))
+@pytest.mark.parametrize(("sig", "worker_code"), [(signal.SIGTERM, 0), (signal.SIGINT, 0), (signal.SIGTERM, 5)])
+def test_a_signal_stops_the_worker_first_then_vllm(events: Events, sig: signal.Signals, worker_code: int) -> None:
+    process = entrypoint(standin("vllm", events), standin("worker", events, f"--exit-code {worker_code}"))
     events.wait_for("worker start")
     events.wait_for("vllm start")
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(sig)
     code, stderr = finish(process)
-    assert code == 0
+    assert code == worker_code
     order = [name for name in events.names() if name.endswith(("TERM", "exit"))]
     assert order == ["worker TERM", "worker exit", "vllm TERM", "vllm exit"]
-    assert "SIGTERM: shutting down" in stderr
-    assert_none_survive(events)
-
-
-def test_sigint_is_handled_like_sigterm(events: Events) -> None:
-    process = entrypoint(standin("vllm", events), standin("worker", events, "--exit-code 0"))
-    events.wait_for("worker start")
-    events.wait_for("vllm start")
-    process.send_signal(signal.SIGINT)
-    code, _ = finish(process)
-    assert code == 0
-    assert events.names().index("worker TERM") < events.names().index("vllm TERM")
+    assert f"{sig.name}: shutting down" in stderr
     assert_none_survive(events)
 
 
