@@ -32,9 +32,20 @@ class OpenAIInference:
         return await self._post("/embeddings", {"model": self.served_model, "input": payload.input})
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """The body is already validated, so the client's own request transformation is skipped (half its CPU)."""
+        """The body is already validated, so the client's own request transformation is skipped (half its CPU).
+
+        One immediate second try, only when the connection failed before any answer: vLLM's server closes
+        idle keep-alive connections after 5 s, and a request can meet one as it closes. Timeouts and error
+        answers are never tried again, so nothing outlives the job's deadline or a revoke.
+        """
         try:
-            content = await self.client.post(path, body=body, cast_to=bytes)
+            try:
+                content = await self.client.post(path, body=body, cast_to=bytes)
+            except openai.APIConnectionError as error:
+                if isinstance(error, openai.APITimeoutError):
+                    raise
+                log.info("vLLM connection failed before an answer (%s): trying once more", error)
+                content = await self.client.post(path, body=body, cast_to=bytes)
         except openai.APIError as error:
             raise _translated(error, self.base_url) from None
         return _json(content)

@@ -27,6 +27,7 @@ class Behaviour:
     hang: bool = False
     healthy: bool = True
     completion_tokens: int = 5
+    drop: int = 0  # close this many of the next requests without answering
 
 
 @dataclass
@@ -122,6 +123,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _answer(self, body: dict[str, Any]) -> None:
         behaviour = self.server.behaviour
+        if behaviour.drop > 0:
+            behaviour.drop -= 1
+            self.close_connection = True
+            return
         if not self._wait(behaviour.delay):
             self.server.record.closed.append(body)
             self.close_connection = True

@@ -156,6 +156,21 @@ async def test_vllm_errors_are_reported_with_vllm_reason(
     assert (await queue.wait_for_type("job_error", "boom"))["error"] == "inference_error: vLLM answered HTTP 500: boom"
 
 
+async def test_a_connection_closed_before_an_answer_is_tried_once_more(
+    queue: LocalQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+) -> None:
+    await start_worker()
+    fake_vllm.behaviour.drop = 1
+    await queue.push(chat_job("once", chat()))
+    assert (await queue.wait_for_type("job_result", "once"))["result"]["status"] == "success"
+    assert len(fake_vllm.record.requests) == 2
+    fake_vllm.behaviour.drop = 2
+    await queue.push(chat_job("twice", chat()))
+    error = (await queue.wait_for_type("job_error", "twice"))["error"]
+    assert error.startswith("vllm_unavailable: cannot reach vLLM at http://127.0.0.1:")
+    assert len(fake_vllm.record.requests) == 4
+
+
 async def test_a_job_past_its_deadline_is_cancelled(
     queue: LocalQueue, fake_vllm: FakeVllm, start_worker: StartWorker
 ) -> None:
