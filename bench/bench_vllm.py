@@ -50,12 +50,14 @@ async def measure(port: int, concurrency: int, requests: int, rounds: int) -> di
     environment = {"CASOLA_HEARTBEAT_INTERVAL": "60", "VLLM_STARTUP_TIMEOUT": "60"}
     async with WorkerUnderTest(port, concurrency, environment, PAYLOAD) as under_test:
         await direct(url, "default", concurrency, 4 * concurrency, PAYLOAD)  # warm-up
-        for _ in range(rounds):
-            baseline = await direct(url, "default", concurrency, requests, PAYLOAD)
-            direct_runs.append(as_run(baseline))
+        for round_number in range(rounds):  # A B B A ...: drift in the machine falls on both paths alike
+            if round_number % 2 == 0:
+                direct_runs.append(as_run(await direct(url, "default", concurrency, requests, PAYLOAD)))
             through, cpu = await under_test.run(requests)
             worker_runs.append(as_run(through))
             cpu_total += cpu
+            if round_number % 2 == 1:
+                direct_runs.append(as_run(await direct(url, "default", concurrency, requests, PAYLOAD)))
         rss = peak_rss_mb(under_test.worker.pid)
     base, work = merged(direct_runs), merged(worker_runs)
     return {
@@ -111,7 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--requests", type=int, default=120, help="requests per path per round")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
     if not VLLM_COMMAND.exists() or not TINY_MODEL.exists():
         sys.exit("real vLLM is not set up: run `make vllm-env`")
