@@ -243,6 +243,9 @@ class WorkerService:
             await self.queue.run(self._on_connect, self._on_message, self._on_disconnect)
         except QueueRejected as rejected:
             self.fail(Failure("fatal", f"queue refused the worker: {rejected}", ErrorCategory.SHUTTING_DOWN))
+        except Exception as error:  # the socket task must never end the worker silently
+            log.exception("queue connection failed")
+            self.fail(Failure("error", f"queue connection failed: {type(error).__name__}: {error}"))
 
     def _on_connect(self) -> list[dict[str, Any]]:
         self._disconnected_since = None
