@@ -60,6 +60,11 @@ class FakeVllm(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that resets its connection (a cancelled request) is no error of the fake's."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
     def start(self) -> "FakeVllm":
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
         self._thread.start()
@@ -147,7 +152,10 @@ class Handler(BaseHTTPRequestHandler):
         deadline = time.monotonic() + delay
         while self.server.behaviour.hang or time.monotonic() < deadline:
             readable, _, _ = select.select([self.connection], [], [], 0.01)
-            if readable and self.connection.recv(1, socket.MSG_PEEK) == b"":
+            try:
+                if readable and self.connection.recv(1, socket.MSG_PEEK) == b"":
+                    return False
+            except ConnectionError:  # closed with a reset
                 return False
         return True
 
