@@ -23,7 +23,7 @@ from adapters.openai_inference import OpenAIInference
 from adapters.subprocess_launcher import SubprocessLauncher
 from adapters.websocket_queue import WebSocketQueue
 from application.ports import InferenceRejected, InferenceUnavailable
-from application.service import Timings, WorkerService
+from application.service import Failure, Timings, WorkerService
 from application.settings import ConfigurationError, Settings, load_settings
 from domain.jobs import ChatPayload
 from domain.vllm import classify_log_line, serve_command
@@ -148,7 +148,12 @@ async def run_with_vllm(service: WorkerService, launcher: SubprocessLauncher, se
         vllm_log.info("%s", line)
         service.on_vllm_log(classify_log_line(line), line)
 
-    process = await launcher.launch(vllm_command(settings), on_line)
+    argv = vllm_command(settings)
+    try:
+        process = await launcher.launch(argv, on_line)
+    except OSError as error:
+        service.fail(Failure("error", f"cannot start vLLM with {argv[0]!r}: {error.strerror or error}"))
+        return await service.run()
 
     async def watch() -> None:
         service.on_vllm_exit(await process.wait())

@@ -114,6 +114,23 @@ async def test_vllm_exiting_fails_the_worker_with_an_error_heartbeat(
     assert beat["status"] == "error" and "vLLM exited with code 3" in beat["error_message"]
 
 
+async def test_a_vllm_command_that_cannot_start_is_reported(
+    queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi
+) -> None:
+    environment = worker_environment(queue, fake_vllm, fake_api, VLLM_SERVE_COMMAND="/nonexistent/vllm")
+    worker = spawn(cli("run", "--launch-vllm"), environment)
+    try:
+        code = await asyncio.to_thread(worker.wait, 30)
+    finally:
+        terminate(worker)
+    assert code == 1
+    assert fake_api.statuses() == ["starting", "error"]
+    assert (
+        "cannot start vLLM with '/nonexistent/vllm': No such file or directory"
+        in fake_api.heartbeats[-1]["error_message"]
+    )
+
+
 def test_a_missing_variable_stops_the_worker_naming_it(tmp_path: Path) -> None:
     done = subprocess.run(
         cli("run"), env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[2] / "src")},
