@@ -1,7 +1,10 @@
 """Real vLLM (CPU build, tiny model): the same chat load straight to vLLM and through fake queue + worker + vLLM.
 
 Each request asks for 16 tokens (ignore_eos). For each concurrency (= the worker's capacity) the two paths
-are measured in alternating rounds in one run, so the machine's noise falls on both. Prints a table and
+are measured in alternating rounds in one run, so the machine's noise falls on both. By default vLLM is
+pinned to half the cores and the bench and the worker to the other half, as the worker sits beside vLLM
+on a GPU host, where vLLM's work is on the GPU; with --no-pin all share the 2 cores, and vLLM's own
+throughput then swings by a third with whatever else runs. Prints a table and
 writes bench/results/bench_vllm.json. Run `make vllm-env` first (`make bench-vllm` does).
 """
 
@@ -91,11 +94,16 @@ def print_row(row: dict[str, Any]) -> None:
     )
 
 
-async def bench(concurrencies: list[int], requests: int, rounds: int) -> list[dict[str, Any]]:
+async def bench(concurrencies: list[int], requests: int, rounds: int, pinned: bool) -> list[dict[str, Any]]:
     port = free_port()
     log = Path(tempfile.mkdtemp()) / "vllm.log"
     print(f"starting real vLLM on the tiny model (about a minute; log: {log})", flush=True)
-    process = start_vllm(port, log, "--max-model-len 512 --dtype bfloat16")
+    cpus = sorted(os.sched_getaffinity(0))
+    vllm_cpus = set(cpus[: len(cpus) // 2]) if pinned and len(cpus) > 1 else None
+    if vllm_cpus is not None:  # the bench and the worker (its child) on the other half, as beside a GPU
+        os.sched_setaffinity(0, set(cpus) - vllm_cpus)
+        print(f"vLLM pinned to cores {sorted(vllm_cpus)}, the bench and the worker to {sorted(set(cpus) - vllm_cpus)}")
+    process = start_vllm(port, log, "--max-model-len 512 --dtype bfloat16", vllm_cpus)
     try:
         await wait_until_healthy(f"http://127.0.0.1:{port}", timeout=400)
         print(HEADER)
@@ -114,10 +122,13 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--requests", type=int, default=120, help="requests per path per round")
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument(
+        "--no-pin", dest="pin", action="store_false", help="let vLLM, the bench and the worker share every core"
+    )
     args = parser.parse_args()
     if not VLLM_COMMAND.exists() or not TINY_MODEL.exists():
         sys.exit("real vLLM is not set up: run `make vllm-env`")
-    rows = asyncio.run(bench([int(c) for c in args.concurrency.split(",")], args.requests, args.rounds))
+    rows = asyncio.run(bench([int(c) for c in args.concurrency.split(",")], args.requests, args.rounds, args.pin))
     RESULTS.mkdir(parents=True, exist_ok=True)
     output = RESULTS / "bench_vllm.json"
     output.write_text(json.dumps({"machine_cores": os.cpu_count(), "rows": rows}, indent=2))

@@ -35,11 +35,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_vllm(port: int, log: Path, args: str = VLLM_ARGS) -> subprocess.Popen[bytes]:
+def start_vllm(port: int, log: Path, args: str = VLLM_ARGS, cpus: set[int] | None = None) -> subprocess.Popen[bytes]:
+    """vLLM in its own process group; `cpus` pins it (and every process it starts) to those cores."""
     command = [str(VLLM_COMMAND), "serve", str(TINY_MODEL), "--host", "127.0.0.1", "--port", str(port)]
     command += ["--served-model-name", "default", *args.split()]
+    pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
     with log.open("wb") as output:
-        return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=pin
+        )
 
 
 def wait_until_ready(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
