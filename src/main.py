@@ -32,6 +32,7 @@ log = logging.getLogger("worker")
 vllm_log = logging.getLogger("vllm")
 
 EXIT_CONFIGURATION = 78
+LOAD_GAUGES = ("vllm:num_requests_running", "vllm:num_requests_waiting")
 
 
 def worker_version() -> str:
@@ -204,7 +205,7 @@ def check_vllm(
     model: Annotated[str, typer.Option(envvar="VLLM_SERVED_MODEL_NAME", help="The served model name.")] = "default",
     timeout: Annotated[float, typer.Option(help="Seconds for the test completion.")] = 60.0,
 ) -> None:
-    """Check a running vLLM: /health, /v1/models, and one tiny chat completion."""
+    """Check a running vLLM: /health, /v1/models, one tiny chat completion, and its load in /metrics."""
     configure_logging(level="warning")
     passed = asyncio.run(check(f"http://{host}:{port}", model, timeout))
     raise typer.Exit(0 if passed else 1)
@@ -247,7 +248,15 @@ def check_steps(inference: OpenAIInference, model: str) -> list[Any]:
         )
         return report("chat", True, detail)
 
-    return [health, models, chat]
+    async def load() -> bool:
+        try:
+            text = await inference.metrics()
+        except (InferenceUnavailable, InferenceRejected) as error:
+            return report("metrics", False, str(error))
+        gauges = [line for line in text.splitlines() if line.startswith(LOAD_GAUGES)]
+        return report("metrics", bool(gauges), "; ".join(gauges) or "no vllm:num_requests_* gauges")
+
+    return [health, models, chat, load]
 
 
 def report(step: str, passed: bool, detail: str) -> bool:

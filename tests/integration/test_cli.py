@@ -165,6 +165,7 @@ def test_check_vllm_reports_each_step(fake_vllm: FakeVllm) -> None:
     done = subprocess.run(cli("check-vllm"), env=_env(environment), capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "health  ok" in done.stdout and "models  ok" in done.stdout and "chat    ok" in done.stdout
+    assert 'metrics ok      vllm:num_requests_running{model_name="default"} 0' in done.stdout
     fake_vllm.behaviour.status = 500
     failed = subprocess.run(cli("check-vllm"), env=_env(environment), capture_output=True, text=True, timeout=60)
     assert failed.returncode == 1
