@@ -202,12 +202,13 @@ async def test_the_queue_restarted_mid_job_gets_the_result_after_reconnect(
 async def test_a_queue_that_accepts_and_closes_at_once_is_not_hammered(
     queue: LocalQueue, start_worker: StartWorker
 ) -> None:
-    await start_worker()
-    for _ in range(3):
+    worker = await start_worker()
+    for registered in (2, 3, 4):
         await queue.disconnect_workers()
-        await eventually(lambda: len(queue._workers) == 1, what="reconnect")
-    # Backoff(0.1, 0.5): each reconnect waits longer than the one before, never a tight loop.
-    assert len(queue.frames_of("register")) == 4
+        await queue.wait_for(lambda frame, n=registered: len(queue.frames_of("register")) == n)
+    # Backoff(0.1, 0.5): no connection stayed up, so each wait doubled (0.1, 0.2, 0.4) and none reset it.
+    assert worker.service.queue.backoff.next == 0.5  # type: ignore[attr-defined]
+    assert len(queue.handshakes) == 4
 
 
 async def test_payload_url_and_result_upload(
