@@ -63,10 +63,6 @@ class WebSocketQueue:
         self._closing = asyncio.Event()
         self._connection: ClientConnection | None = None
 
-    @property
-    def connected(self) -> bool:
-        return self._connection is not None
-
     def send(self, frame: dict[str, Any]) -> None:
         if len(self.outbox) >= self.outbox_limit:
             self._make_room()

@@ -25,9 +25,6 @@ class PayloadTransferFailed(Exception):
 class QueueConnection(Protocol):
     """The queue socket: connects, reconnects, and keeps unsent frames in order."""
 
-    @property
-    def connected(self) -> bool: ...
-
     async def run(
         self,
         on_connect: Callable[[], list[dict[str, Any]]],

@@ -3,7 +3,6 @@
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ VLLM_COMMAND = ROOT / ".cache" / "bin" / "vllm"
 TINY_MODEL = ROOT / ".cache" / "tiny-chat-model"
 VLLM_ARGS = "--max-model-len 8192 --dtype bfloat16"
 STARTUP_TIMEOUT = 400.0
+LONG = {"max_tokens": 6000, "extra_body": {"ignore_eos": True}}  # about 15 s on the CPU build
 
 
 def require_real_vllm() -> None:
@@ -27,12 +27,6 @@ def require_real_vllm() -> None:
     if os.environ.get("WORKER_VLLM_REQUIRE") == "1":
         pytest.fail(message)
     pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def start_vllm(port: int, log: Path, args: str = VLLM_ARGS, cpus: set[int] | None = None) -> subprocess.Popen[bytes]:

@@ -12,7 +12,17 @@ from adapters.local_queue import LocalQueue, chat_job
 from tests.conftest import eventually
 from tests.fakes.fake_api import FakeApi
 from tests.fakes.fake_vllm import FakeVllm
-from tests.integration.conftest import TOKEN, alive, chat, cli, spawn, terminate, worker_environment
+from tests.integration.conftest import (
+    TOKEN,
+    alive,
+    chat,
+    cli,
+    cli_environment,
+    free_port,
+    spawn,
+    terminate,
+    worker_environment,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -162,12 +172,16 @@ async def test_send_test_job_against_a_running_worker(fake_vllm: FakeVllm, fake_
 
 def test_check_vllm_reports_each_step(fake_vllm: FakeVllm) -> None:
     environment = {"VLLM_HOST": "127.0.0.1", "VLLM_PORT": str(fake_vllm.port)}
-    done = subprocess.run(cli("check-vllm"), env=_env(environment), capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        cli("check-vllm"), env=cli_environment(environment), capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "health  ok" in done.stdout and "models  ok" in done.stdout and "chat    ok" in done.stdout
     assert 'metrics ok      vllm:num_requests_running{model_name="default"} 0' in done.stdout
     fake_vllm.behaviour.status = 500
-    failed = subprocess.run(cli("check-vllm"), env=_env(environment), capture_output=True, text=True, timeout=60)
+    failed = subprocess.run(
+        cli("check-vllm"), env=cli_environment(environment), capture_output=True, text=True, timeout=60
+    )
     assert failed.returncode == 1
     assert "chat    FAILED  vLLM answered HTTP 500" in failed.stdout
 
@@ -179,22 +193,10 @@ def test_launch_vllm_builds_the_serve_command_once() -> None:
         "VLLM_MODEL": "org/m",
         "VLLM_EXTRA_ARGS": "--x 'a b'",
     }
-    done = subprocess.run(cli("launch-vllm", "--dry-run"), env=_env(environment), capture_output=True, text=True)
+    done = subprocess.run(
+        cli("launch-vllm", "--dry-run"), env=cli_environment(environment), capture_output=True, text=True
+    )
     assert done.stdout.strip() == (
         '["vllm", "serve", "org/m", "--host", "127.0.0.1", "--port", "8000", '
         '"--served-model-name", "default", "--x", "a b"]'
     )
-
-
-def _env(environment: dict[str, str]) -> dict[str, str]:
-    from tests.integration.conftest import cli_environment
-
-    return cli_environment(environment)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

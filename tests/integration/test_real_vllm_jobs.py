@@ -10,9 +10,9 @@ import pytest
 
 from adapters.local_queue import LocalQueue, chat_job
 from tests.conftest import eventually
-from tests.integration.conftest import StartWorker, chat
+from tests.integration.conftest import StartWorker, chat, free_port
 from tests.integration.real_vllm import (
-    free_port,
+    LONG,
     requests_running,
     require_real_vllm,
     start_vllm,
@@ -21,8 +21,6 @@ from tests.integration.real_vllm import (
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
-
-LONG = {"max_tokens": 6000, "extra_body": {"ignore_eos": True}}
 
 
 @pytest.fixture(scope="module")

@@ -13,18 +13,16 @@ import pytest
 from adapters.local_queue import LocalQueue, chat_job
 from tests.fakes.fake_api import FakeApi
 from tests.fakes.fake_vllm import FakeVllm
-from tests.integration.conftest import alive, chat, cli, spawn, terminate, worker_environment
+from tests.integration.conftest import alive, chat, cli, free_port, spawn, terminate, worker_environment
 from tests.integration.real_vllm import (
+    LONG,
     TINY_MODEL,
     VLLM_ARGS,
     VLLM_COMMAND,
-    free_port,
     require_real_vllm,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
-
-LONG = {"max_tokens": 6000, "extra_body": {"ignore_eos": True}}
 
 
 def launch_environment(queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi, port: int) -> dict[str, str]:
