@@ -4,6 +4,8 @@ import logging
 
 import httpx
 
+from domain.rules import HeartbeatStatus
+
 log = logging.getLogger("worker.heartbeat")
 
 
@@ -25,10 +27,10 @@ class HttpHeartbeats:
     def enabled(self) -> bool:
         return bool(self.url and self.token)
 
-    async def send(self, status: str, error_message: str | None = None) -> None:
+    async def send(self, status: HeartbeatStatus, error_message: str | None = None) -> None:
         if not self.enabled or self.url is None:
             return
-        body: dict[str, str] = {"instance_id": self.instance_id, "queue_id": self.queue_id, "status": status}
+        body: dict[str, str] = {"instance_id": self.instance_id, "queue_id": self.queue_id, "status": status.value}
         if error_message is not None:
             body["error_message"] = error_message
         try:

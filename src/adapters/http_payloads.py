@@ -5,7 +5,7 @@ from typing import Any
 
 import httpx
 
-from application.ports import PayloadTransferFailed
+from domain.errors import PayloadTransferFailed
 
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
 

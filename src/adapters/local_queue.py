@@ -1,4 +1,7 @@
-"""A one-machine stand-in for the Casola queue: a websockets server that pushes jobs and keeps every frame."""
+"""A one-machine stand-in for the Casola queue: a websockets server that pushes jobs and keeps every frame.
+
+`send-test-job`, the tests and the benchmarks all use it; with `on_frame` it hands frames over instead of keeping them.
+"""
 
 import asyncio
 import json
@@ -17,9 +20,10 @@ Frame = dict[str, Any]
 class LocalQueue:
     """Speaks the queue side of the protocol on 127.0.0.1; `received` holds every worker frame."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, on_frame: Callable[[Frame], None] | None = None) -> None:
         self.host = host
         self.port = port
+        self.on_frame = on_frame
         self.received: list[Frame] = []
         self.handshakes: list[Headers] = []
         self.refuse_with: HTTPStatus | None = None
@@ -74,6 +78,9 @@ class LocalQueue:
             frame = json.loads(message)
         except ValueError:
             frame = {"type": "<not json>", "raw": message}
+        if self.on_frame is not None:
+            self.on_frame(frame)
+            return
         async with self._changed:
             self.received.append(frame)
             self._changed.notify_all()
@@ -102,6 +109,15 @@ class LocalQueue:
 
     def frames_of(self, frame_type: str) -> list[Frame]:
         return [frame for frame in self.received if frame.get("type") == frame_type]
+
+    async def answer_to(self, job: Frame, timeout: float) -> Frame:
+        """Waits for a worker, pushes `job`, and returns its `job_result` or `job_error`."""
+        await self.wait_for_type("register", timeout=timeout)
+        await self.push(job)
+        return await self.wait_for(
+            lambda frame: frame.get("type") in ("job_result", "job_error") and frame.get("job_id") == job["job_id"],
+            timeout=timeout,
+        )
 
     async def disconnect_workers(self) -> None:
         for connection in list(self._workers):

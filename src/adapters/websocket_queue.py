@@ -2,18 +2,17 @@
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from application.ports import QueueRejected
+from domain.frames import OutboundFrame, encode
+from domain.outbox import Outbox
 
 log = logging.getLogger("worker.queue")
 
@@ -53,8 +52,7 @@ class WebSocketQueue:
         self.url = url
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.backoff = backoff or Backoff()
-        self.outbox: deque[dict[str, Any]] = deque()
-        self.outbox_limit = outbox_limit
+        self.outbox = Outbox(outbox_limit)
         self.stable_after = stable_after
         self.max_frame_bytes = max_frame_bytes
         self._pending = asyncio.Event()
@@ -63,20 +61,12 @@ class WebSocketQueue:
         self._closing = asyncio.Event()
         self._connection: ClientConnection | None = None
 
-    def send(self, frame: dict[str, Any]) -> None:
-        if len(self.outbox) >= self.outbox_limit:
-            self._make_room()
-        self.outbox.append(frame)
+    def send(self, frame: OutboundFrame) -> None:
+        dropped = self.outbox.put(frame)
+        if dropped is not None:
+            log.error("queue: outbox full (%d frames), dropped a %s frame", self.outbox.limit, dropped.TYPE)
         self._empty.clear()
         self._pending.set()
-
-    def _make_room(self) -> None:
-        for frame in self.outbox:
-            if frame["type"] == "job_progress":
-                self.outbox.remove(frame)
-                return
-        dropped = self.outbox.popleft()
-        log.error("queue: outbox full (%d frames), dropped a %s frame", self.outbox_limit, dropped["type"])
 
     async def flush(self, timeout: float) -> bool:
         try:
@@ -92,7 +82,7 @@ class WebSocketQueue:
 
     async def run(
         self,
-        on_connect: Callable[[], list[dict[str, Any]]],
+        on_connect: Callable[[], list[OutboundFrame]],
         on_message: Callable[[str | bytes], None],
         on_disconnect: Callable[[], None],
     ) -> None:
@@ -110,7 +100,7 @@ class WebSocketQueue:
                 await asyncio.wait_for(self._closing.wait(), delay)
 
     async def _connection_lifetime(
-        self, on_connect: Callable[[], list[dict[str, Any]]], on_message: Callable[[str | bytes], None]
+        self, on_connect: Callable[[], list[OutboundFrame]], on_message: Callable[[str | bytes], None]
     ) -> float | None:
         """One connection from handshake to close; when it was made, or None if it never was."""
         try:
@@ -132,12 +122,12 @@ class WebSocketQueue:
     async def _serve(
         self,
         connection: ClientConnection,
-        on_connect: Callable[[], list[dict[str, Any]]],
+        on_connect: Callable[[], list[OutboundFrame]],
         on_message: Callable[[str | bytes], None],
     ) -> None:
         try:
             for frame in on_connect():
-                await connection.send(json.dumps(frame))
+                await connection.send(encode(frame))
             log.info("queue: connected to %s and registered", self.url)
             self._connection = connection
             writer = asyncio.create_task(self._write(connection))
@@ -157,10 +147,10 @@ class WebSocketQueue:
         while True:
             while self.outbox:
                 try:
-                    await connection.send(json.dumps(self.outbox[0]))
+                    await connection.send(encode(self.outbox.first()))
                 except ConnectionClosed:
                     return
-                self.outbox.popleft()
+                self.outbox.sent()
             self._empty.set()
             self._pending.clear()
             await self._pending.wait()

@@ -3,23 +3,12 @@
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from domain.jobs import ChatPayload, EmbeddingsPayload
+from domain.frames import OutboundFrame
+from domain.rules import HeartbeatStatus
 
 
 class QueueRejected(Exception):
     """The queue refused the handshake for good (401 or 403)."""
-
-
-class InferenceUnavailable(Exception):
-    """vLLM could not be reached or is not serving."""
-
-
-class InferenceRejected(Exception):
-    """vLLM answered the request with an error; the message is vLLM's reason."""
-
-
-class PayloadTransferFailed(Exception):
-    """A payload could not be fetched, or a result not uploaded; the message says why."""
 
 
 class QueueConnection(Protocol):
@@ -27,13 +16,13 @@ class QueueConnection(Protocol):
 
     async def run(
         self,
-        on_connect: Callable[[], list[dict[str, Any]]],
+        on_connect: Callable[[], list[OutboundFrame]],
         on_message: Callable[[str | bytes], None],
         on_disconnect: Callable[[], None],
     ) -> None:
         """Stays connected until `close()`; raises `QueueRejected` if refused for good."""
 
-    def send(self, frame: dict[str, Any]) -> None:
+    def send(self, frame: OutboundFrame) -> None:
         """Queues the frame; it is sent in order once connected and registered."""
 
     async def flush(self, timeout: float) -> bool:
@@ -43,16 +32,21 @@ class QueueConnection(Protocol):
 
 
 class Heartbeats(Protocol):
-    async def send(self, status: str, error_message: str | None = None) -> None:
+    async def send(self, status: HeartbeatStatus, error_message: str | None = None) -> None:
         """Posts one heartbeat; failures are logged, never raised."""
 
 
 class Inference(Protocol):
-    """vLLM's OpenAI-compatible server."""
+    """vLLM's OpenAI-compatible routes, for jobs."""
 
-    async def chat(self, payload: ChatPayload, extra_body: dict[str, Any] | None = None) -> dict[str, Any]: ...
+    async def infer(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
+        """vLLM's answer; `InferenceUnavailable` or `InferenceRejected` when there is none."""
 
-    async def embeddings(self, payload: EmbeddingsPayload) -> dict[str, Any]: ...
+
+class VllmProbe(Protocol):
+    """What the worker asks vLLM about itself: health, the models it serves, its load."""
+
+    base_url: str
 
     async def health(self) -> bool: ...
 

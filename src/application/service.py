@@ -1,51 +1,26 @@
-"""The worker service: drives the domain's state machine through the ports (the imperative shell)."""
+"""The worker service: interprets the state machine's commands, owns the task group and the background loops."""
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
-from application.ports import (
-    Heartbeats,
-    Inference,
-    InferenceRejected,
-    InferenceUnavailable,
-    PayloadStore,
-    PayloadTransferFailed,
-    QueueConnection,
-    QueueRejected,
-)
+from application.job_runner import JobRunner
+from application.ports import Heartbeats, QueueConnection, QueueRejected, VllmProbe
+from application.readiness import VllmReadiness, sleep_unless
 from application.settings import Settings
-from domain import frames, results
-from domain.errors import ErrorCategory, JobFailed
-from domain.jobs import ChatPayload, Job, resolve_kind, validate_payload
-from domain.vllm import LogVerdict
-from domain.worker import CancelJob, Command, Ignored, Send, StartJob, Worker, WorkerState
+from domain import frames, rules
+from domain.errors import ErrorCategory
+from domain.frames import OutboundFrame
+from domain.jobs import Job
+from domain.rules import Failure, HealthWatch, HeartbeatStatus, ShutdownStep, Thresholds
+from domain.worker import CancelJob, Command, Ignored, RunningJob, Send, StartJob, Worker, WorkerState
 
 log = logging.getLogger("worker")
-
-HEALTH_FAILURES_BEFORE_DOWN = 3
-QUEUE_UNREACHABLE_AFTER = 300.0
-
-
-@dataclass(frozen=True)
-class Failure:
-    """Why the worker must stop: the heartbeat status to report and the reason."""
-
-    status: str
-    message: str
-    category: ErrorCategory = ErrorCategory.VLLM_UNAVAILABLE
-
-    @property
-    def exit_code(self) -> int:
-        """1 for a failure another try may not have (`error`), 2 for a bad host or a refusal (`fatal`)."""
-        return 2 if self.status == "fatal" else 1
+SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @dataclass(frozen=True)
@@ -55,6 +30,7 @@ class Timings:
     health_interval: float = 1.0
     readiness_interval: float = 0.5
     flush_timeout: float = 3.0
+    settle_timeout: float = 5.0
 
 
 class WorkerService:
@@ -65,17 +41,19 @@ class WorkerService:
         settings: Settings,
         queue: QueueConnection,
         heartbeats: Heartbeats,
-        inference: Inference,
-        payloads: PayloadStore,
+        probe: VllmProbe,
+        runner: JobRunner,
         timings: Timings | None = None,
+        thresholds: Thresholds | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.queue = queue
         self.heartbeats = heartbeats
-        self.inference = inference
-        self.payloads = payloads
+        self.probe = probe
+        self.runner = runner
         self.timings = timings or Timings()
+        self.thresholds = thresholds or Thresholds()
         self.clock = clock
         self.worker = Worker(
             settings.CASOLA_INSTANCE_ID,
@@ -84,20 +62,19 @@ class WorkerService:
             settings.CASOLA_LEASE_SECONDS,
             settings.renew_lease_after,
         )
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.health = HealthWatch(self.thresholds.health_failures_before_down)
+        self.failure: Failure | None = None
         self._group: asyncio.TaskGroup | None = None
         self._shutdown = asyncio.Event()
         self._hurry = asyncio.Event()
-        self._failure: Failure | None = None
         self._failed = asyncio.Event()
-        self._vllm_healthy = True
         self._disconnected_since: float | None = None
         self._unknown_types: set[str] = set()
 
-    # Events from outside: signals, and the launcher watching vLLM.
+    # Events from outside: signals, and the supervisor watching vLLM.
 
     def request_shutdown(self) -> None:
-        if self._shutdown.is_set():
+        if rules.on_shutdown_signal(self._shutdown.is_set()) is ShutdownStep.HURRY:
             log.warning("second shutdown signal: giving up running jobs now")
             self._hurry.set()
         else:
@@ -105,133 +82,79 @@ class WorkerService:
         self._shutdown.set()
 
     def fail(self, failure: Failure) -> None:
-        if self._failure is None:
-            self._failure = failure
+        if self.failure is None:
+            self.failure = failure
             self._failed.set()
-
-    def on_vllm_log(self, verdict: LogVerdict | None, line: str) -> None:
-        if verdict is LogVerdict.FATAL:
-            self.fail(Failure("fatal", f"vLLM reports a bad host: {line.strip()[:300]}"))
-        elif verdict is LogVerdict.RETRYABLE:
-            log.error("vLLM failure: %s", line.strip()[:300])
-
-    def on_vllm_exit(self, code: int) -> None:
-        self.fail(Failure("error", f"vLLM exited with code {code}"))
 
     # The run.
 
     async def run(self) -> int:
-        self._install_signal_handlers()
-        try:
+        with shutdown_signals(self.request_shutdown):
             return await self._run()
-        finally:
-            self._remove_signal_handlers()
 
     async def _run(self) -> int:
-        await self.heartbeats.send("starting")
+        await self.heartbeats.send(HeartbeatStatus.STARTING)
         self.worker.transition(WorkerState.WAITING_FOR_VLLM)
         if not await self._wait_for_vllm():
-            return await self._stop_before_start()
+            return await self._end()
         self.worker.transition(WorkerState.CONNECTING)
         async with asyncio.TaskGroup() as group:
             self._group = group
-            background = [
-                group.create_task(self._connect()),
-                group.create_task(self._heartbeat_loop()),
-                group.create_task(self._lease_loop()),
-                group.create_task(self._vllm_watch()),
-            ]
-            await self._first(self._shutdown, self._failed)
-            code = await self._drain() if self._failure is None else await self._give_up()
+            loops = [self._connect(), self._heartbeat_loop(), self._lease_loop(), self._vllm_watch()]
+            background = [group.create_task(loop) for loop in loops]
+            await sleep_unless(self._shutdown, self._failed)
+            if self.failure is None:
+                await self._drain()
+            code = await self._end()
             for task in background:
                 task.cancel()
         return code
 
-    async def _stop_before_start(self) -> int:
-        if self._failure is None and self._shutdown.is_set():
-            self.worker.transition(WorkerState.DRAINING)
-            self.worker.stop()
-            await self.heartbeats.send("stopping")
-            return 0
-        failure = self._failure or Failure("error", "vLLM did not become ready")
-        self.worker.fail()
-        log.error("worker failed: %s", failure.message)
-        await self.heartbeats.send(failure.status, failure.message)
-        return failure.exit_code
-
     async def _wait_for_vllm(self) -> bool:
         timeout = self.settings.VLLM_STARTUP_TIMEOUT
         log.info("waiting for vLLM at %s (up to %.0f s)", self.settings.vllm_base_url, timeout)
-        started = self.clock()
-        next_note = started + 10
-        while self.clock() - started < timeout:
-            if self._shutdown.is_set() or self._failed.is_set():
-                return False
-            if await self._vllm_ready():
-                log.info("vLLM ready after %.1f s", self.clock() - started)
-                return True
-            if self.clock() >= next_note:
-                log.info("still waiting for vLLM (%.0f s of %.0f s)", self.clock() - started, timeout)
-                next_note += 10
-            await self._first(self._shutdown, self._failed, timeout=self.timings.readiness_interval)
-        self.fail(Failure("error", f"vLLM did not become ready within {timeout:.0f} s (VLLM_STARTUP_TIMEOUT)"))
-        return False
-
-    async def _vllm_ready(self) -> bool:
-        if not await self.inference.health():
-            return False
-        try:
-            models = await self.inference.models()
-        except (InferenceUnavailable, InferenceRejected):
-            return False
-        if self.settings.VLLM_SERVED_MODEL_NAME not in models:
-            log.warning("vLLM serves %s, not %r", models, self.settings.VLLM_SERVED_MODEL_NAME)
-        return True
-
-    async def _first(self, *awaited: "asyncio.Event | asyncio.Future[Any]", timeout: float | None = None) -> None:
-        """Returns when the first event is set or future done, or after `timeout`."""
-        waits = [asyncio.ensure_future(item.wait()) if isinstance(item, asyncio.Event) else item for item in awaited]
-        try:
-            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for wait in waits:
-                wait.cancel()
+        readiness = VllmReadiness(
+            self.probe, self.settings.VLLM_SERVED_MODEL_NAME, timeout, self.timings.readiness_interval, self.clock
+        )
+        ready = await readiness.wait(lambda seconds: sleep_unless(self._shutdown, self._failed, timeout=seconds))
+        if ready is False:
+            self.fail(rules.vllm_never_ready(timeout))
+        return bool(ready) and not (self._shutdown.is_set() or self._failed.is_set())
 
     # Endings.
 
-    async def _drain(self) -> int:
+    async def _drain(self) -> None:
         self._execute(self.worker.drain())
         grace = self.settings.CASOLA_SHUTDOWN_GRACE_PERIOD
-        running = list(self._tasks.values())
+        running = self._job_tasks()
         log.info("draining: %d job(s) running, waiting up to %.1f s", len(running), grace)
         if running:
-            waiting = asyncio.ensure_future(asyncio.wait(running))
-            await self._first(waiting, self._hurry, self._failed, timeout=grace)
-        self._execute(self.worker.abandon(ErrorCategory.SHUTTING_DOWN, "the worker shut down before the job finished"))
-        await self._settle_jobs()
-        if self._failure is not None:
-            return await self._give_up()
-        await self._close_queue()
-        self.worker.stop()
-        await self.heartbeats.send("stopping")
-        log.info("worker stopped")
-        return 0
+            await sleep_unless(asyncio.ensure_future(asyncio.wait(running)), self._hurry, self._failed, timeout=grace)
 
-    async def _give_up(self) -> int:
-        failure = self._failure or Failure("error", "unknown failure")
-        log.error("worker failed: %s", failure.message)
-        self._execute(self.worker.abandon(failure.category, failure.message))
-        self.worker.fail()
-        await self._settle_jobs()
-        await self.heartbeats.send(failure.status, failure.message)
-        await self._close_queue()
-        return failure.exit_code
-
-    async def _settle_jobs(self) -> None:
-        if self._tasks:
-            await asyncio.wait(list(self._tasks.values()), timeout=5.0)
+    async def _end(self) -> int:
+        """Gives up what still runs, then reports: `stopping` after a clean drain, else the failure."""
+        given_up = self.failure or Failure(HeartbeatStatus.STOPPING, "the worker shut down before the job finished")
+        category = given_up.category if self.failure else ErrorCategory.SHUTTING_DOWN
+        self._execute(self.worker.abandon(category, given_up.message))
+        if self._job_tasks():
+            await asyncio.wait(self._job_tasks(), timeout=self.timings.settle_timeout)
+        failure = self.failure
+        if failure is None:
+            self.worker.transition(WorkerState.DRAINING)
+            self.worker.stop()
+            await self._close_queue()
+            await self.heartbeats.send(HeartbeatStatus.STOPPING)
+            log.info("worker stopped")
+        else:
+            log.error("worker failed: %s", failure.message)
+            self.worker.fail()
+            await self.heartbeats.send(failure.status, failure.message)
+            await self._close_queue()
+        return rules.exit_code(failure)
 
     async def _close_queue(self) -> None:
+        if self._group is None:  # never connected
+            return
         if not await self.queue.flush(self.timings.flush_timeout):
             log.warning("queue: closing with frames not sent")
         await self.queue.close()
@@ -242,12 +165,12 @@ class WorkerService:
         try:
             await self.queue.run(self._on_connect, self._on_message, self._on_disconnect)
         except QueueRejected as rejected:
-            self.fail(Failure("fatal", f"queue refused the worker: {rejected}", ErrorCategory.SHUTTING_DOWN))
+            self.fail(rules.queue_refused(str(rejected)))
         except Exception as error:  # the socket task must never end the worker silently
             log.exception("queue connection failed")
-            self.fail(Failure("error", f"queue connection failed: {type(error).__name__}: {error}"))
+            self.fail(rules.queue_failed(error))
 
-    def _on_connect(self) -> list[dict[str, Any]]:
+    def _on_connect(self) -> list[OutboundFrame]:
         self._disconnected_since = None
         return [command.frame for command in self.worker.connected() if isinstance(command, Send)]
 
@@ -276,104 +199,42 @@ class WorkerService:
             if isinstance(command, Send):
                 self.queue.send(command.frame)
             elif isinstance(command, StartJob):
-                self._start(command.job)
+                self._start(command.running)
             elif isinstance(command, CancelJob):
-                log.info("job %s cancelled: %s", command.job_id, command.reason)
-                task = self._tasks.get(command.job_id)
-                if task is not None:
-                    task.cancel()
+                log.info("job %s cancelled: %s", command.running.job.job_id, command.reason)
+                if command.running.handle is not None:
+                    command.running.handle.cancel()
             elif isinstance(command, Ignored):
                 log.info("job %s: %s", command.job_id, command.reason)
 
     # Jobs.
 
-    def _start(self, job: Job) -> None:
+    def _start(self, running: RunningJob) -> None:
         assert self._group is not None
+        job = running.job
         log.info("job %s started (%s, fence %d)", job.job_id, job.mode, job.fence_token)
-        self._tasks[job.job_id] = self._group.create_task(self._run_job(job))
+        running.handle = self._group.create_task(self._run_job(running))
 
-    async def _run_job(self, job: Job) -> None:
+    async def _run_job(self, running: RunningJob) -> None:
         started = self.clock()
-        outcome: dict[str, Any] | JobFailed | None = None
+        outcome = None
         try:
-            async with asyncio.timeout(self.settings.CASOLA_JOB_TIMEOUT):
-                outcome = await self._execute_job(job)
-        except JobFailed as failed:
-            outcome = failed
-        except TimeoutError:
-            limit = self.settings.CASOLA_JOB_TIMEOUT
-            outcome = JobFailed(ErrorCategory.INFERENCE_TIMEOUT, f"no answer within {limit:g} s (CASOLA_JOB_TIMEOUT)")
-        except Exception as error:
-            log.exception("job %s: unexpected error", job.job_id)
-            outcome = JobFailed(ErrorCategory.INFERENCE_ERROR, f"{type(error).__name__}: {error}")
+            outcome = await self.runner.outcome(running.job)
         finally:
-            self._tasks.pop(job.job_id, None)
-            running = self.worker.finish(job.job_id)
-            if running is not None and outcome is not None:
-                await self._report(job, running.fence_token, outcome, self.clock() - started)
+            if self.worker.finish(running) and outcome is not None:
+                took = self.clock() - started
+                self.queue.send(await self.runner.frame(running.job, running.fence_token, outcome, took))
 
-    async def _execute_job(self, job: Job) -> dict[str, Any]:
-        payload = job.payload if job.payload_url is None else await self._fetch(job.payload_url)
-        if not isinstance(payload, dict):
-            raise JobFailed(
-                ErrorCategory.INVALID_PAYLOAD, f"payload must be a JSON object, got {type(payload).__name__}"
-            )
-        kind, job_type = resolve_kind(job.job_type, payload)
-        request = validate_payload(kind, payload)
-        try:
-            if isinstance(request, ChatPayload):
-                output = await self.inference.chat(request, payload.get("extra_body"))
-            else:
-                output = await self.inference.embeddings(request)
-        except InferenceUnavailable as error:
-            raise JobFailed(ErrorCategory.VLLM_UNAVAILABLE, str(error)) from None
-        except InferenceRejected as error:
-            raise JobFailed(ErrorCategory.INFERENCE_ERROR, str(error)) from None
-        return results.job_result(kind, job_type, job.config_id, output, datetime.now(UTC))
-
-    async def _fetch(self, url: str) -> Any:
-        try:
-            return await self.payloads.fetch(url)
-        except PayloadTransferFailed as error:
-            raise JobFailed(ErrorCategory.INVALID_PAYLOAD, f"payload_url: {error}") from None
-
-    async def _report(self, job: Job, fence_token: int, outcome: dict[str, Any] | JobFailed, took: float) -> None:
-        if isinstance(outcome, JobFailed):
-            log.warning("job %s failed after %.2f s: %s", job.job_id, took, outcome)
-            self.queue.send(frames.job_error(job.job_id, fence_token, str(outcome)))
-            return
-        log.info("job %s done in %.2f s (%s)", job.job_id, took, _token_counts(outcome))
-        if job.result_upload_url and await self._uploaded(job, outcome):
-            self.queue.send(frames.job_result_ref(job.job_id, fence_token))
-        else:
-            self.queue.send(frames.job_result(job.job_id, fence_token, outcome))
-
-    async def _uploaded(self, job: Job, result: dict[str, Any]) -> bool:
-        body = json.dumps(result, separators=(",", ":")).encode()
-        if len(body) <= results.RESULT_INLINE_LIMIT or job.result_upload_url is None:
-            return False
-        try:
-            await self.payloads.upload(job.result_upload_url, body)
-        except PayloadTransferFailed as error:
-            log.warning("job %s: result upload failed, sending inline: %s", job.job_id, error)
-            return False
-        return True
+    def _job_tasks(self) -> list["asyncio.Task[None]"]:
+        return [running.handle for running in self.worker.running.values() if running.handle is not None]
 
     # Background loops.
 
     async def _heartbeat_loop(self) -> None:
         while True:
-            status, message = self._heartbeat_status()
-            await self.heartbeats.send(status, message)
+            status = rules.heartbeat(self.health.healthy, self._disconnected_since, self.clock(), self.thresholds)
+            await self.heartbeats.send(*status)
             await asyncio.sleep(self.settings.CASOLA_HEARTBEAT_INTERVAL)
-
-    def _heartbeat_status(self) -> tuple[str, str | None]:
-        if not self._vllm_healthy:
-            return "error", "vLLM is not answering /health"
-        since = self._disconnected_since
-        if since is not None and self.clock() - since > QUEUE_UNREACHABLE_AFTER:
-            return "error", f"queue unreachable for {self.clock() - since:.0f} s"
-        return "running", None
 
     async def _lease_loop(self) -> None:
         tick = min(1.0, self.settings.renew_lease_after / 4)
@@ -382,37 +243,28 @@ class WorkerService:
             self._execute(self.worker.renewals(self.clock()))
 
     async def _vllm_watch(self) -> None:
-        failures = 0
-        while True:
+        while not self.health.down:
             await asyncio.sleep(self.timings.health_interval)
-            healthy = await self.inference.health()
-            failures = 0 if healthy else failures + 1
-            if healthy != self._vllm_healthy:
-                self._vllm_healthy = healthy
+            healthy = await self.probe.health()
+            if self.health.observe(healthy):
                 log.warning("vLLM /health %s", "answers again" if healthy else "does not answer: pausing dispatch")
                 self._execute(self.worker.vllm_healthy() if healthy else self.worker.vllm_unhealthy())
-            if failures >= HEALTH_FAILURES_BEFORE_DOWN:
-                self.fail(Failure("error", f"vLLM stopped answering /health ({failures} checks in a row)"))
-                return
+        self.fail(self.health.failure())
 
-    # Signals.
 
-    def _install_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.request_shutdown)
-
-    def _remove_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+@contextlib.contextmanager
+def shutdown_signals(handler: Callable[[], None]) -> Iterator[None]:
+    """SIGTERM and SIGINT call `handler` while inside."""
+    loop = asyncio.get_running_loop()
+    for sig in SHUTDOWN_SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, handler)
+    try:
+        yield
+    finally:
+        for sig in SHUTDOWN_SIGNALS:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
-
-
-def _token_counts(result: dict[str, Any]) -> str:
-    usage = (result.get("completion") or result.get("embeddings") or {}).get("usage") or {}
-    return f"prompt {usage.get('prompt_tokens', '?')}, completion {usage.get('completion_tokens', 0)} tokens"
 
 
 def _shorten(message: str | bytes, limit: int = 200) -> str:

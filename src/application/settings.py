@@ -2,18 +2,31 @@
 
 import os
 import socket
-from typing import Annotated, Any, Self
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated, Any, Self, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.leases import default_renew_after
+from domain.vllm import serve_command
 
 SECRET_NAME_PARTS = ("TOKEN", "KEY", "SECRET", "PASSWORD", "AUTH")
+DEFAULT_REQUEST_TIMEOUT = 65.0
+
+
+SettingsT = TypeVar("SettingsT", bound="VllmSettings")
 
 
 class ConfigurationError(Exception):
     """One or more variables are missing or malformed; the message names each."""
+
+
+def worker_version() -> str:
+    try:
+        return version("worker-vllm")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def default_instance_id() -> str:
@@ -23,10 +36,32 @@ def default_instance_id() -> str:
 Seconds = Annotated[float, Field(gt=0)]
 
 
-class Settings(BaseSettings):
-    """Every variable of the seed README, plus the worker's own."""
+class VllmSettings(BaseSettings):
+    """Where vLLM is and how to address it: all that `check-vllm` needs."""
 
     model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True, env_ignore_empty=True)
+
+    VLLM_HOST: Annotated[str, Field(min_length=1)] = "127.0.0.1"
+    VLLM_PORT: Annotated[int, Field(ge=1, le=65535)] = 8000
+    VLLM_SERVED_MODEL_NAME: Annotated[str, Field(min_length=1)] = "default"
+    VLLM_API_KEY: SecretStr | None = None
+
+    @property
+    def vllm_base_url(self) -> str:
+        return f"http://{self.VLLM_HOST}:{self.VLLM_PORT}"
+
+    @property
+    def vllm_api_key(self) -> str | None:
+        return self.VLLM_API_KEY.get_secret_value() if self.VLLM_API_KEY else None
+
+    @property
+    def request_timeout(self) -> float:
+        """The HTTP client's limit on one vLLM request."""
+        return DEFAULT_REQUEST_TIMEOUT
+
+
+class Settings(VllmSettings):
+    """Every variable of the seed README, plus the worker's own."""
 
     CASOLA_WS_URL: str
     CASOLA_CONFIG_ID: Annotated[str, Field(min_length=1)]
@@ -43,14 +78,10 @@ class Settings(BaseSettings):
     CASOLA_SHUTDOWN_GRACE_PERIOD: Annotated[float, Field(ge=0)] = 5.0
     CASOLA_JOB_TIMEOUT: Seconds = 600.0
 
-    VLLM_HOST: Annotated[str, Field(min_length=1)] = "127.0.0.1"
-    VLLM_PORT: Annotated[int, Field(ge=1, le=65535)] = 8000
     VLLM_STARTUP_TIMEOUT: Seconds = 120.0
     VLLM_STOP_TIMEOUT: Seconds = 30.0
     VLLM_EXTRA_ARGS: str = ""
-    VLLM_SERVED_MODEL_NAME: Annotated[str, Field(min_length=1)] = "default"
     VLLM_SERVE_COMMAND: Annotated[str, Field(min_length=1)] = "vllm"
-    VLLM_API_KEY: SecretStr | None = None
 
     @field_validator("CASOLA_WS_URL")
     @classmethod
@@ -86,16 +117,24 @@ class Settings(BaseSettings):
         return self.CASOLA_WS_URL.rstrip("/") + "/ws"
 
     @property
-    def vllm_base_url(self) -> str:
-        return f"http://{self.VLLM_HOST}:{self.VLLM_PORT}"
+    def request_timeout(self) -> float:
+        """A backstop behind the job's own deadline."""
+        return self.CASOLA_JOB_TIMEOUT + 5.0
+
+    @property
+    def vllm_command(self) -> list[str]:
+        return serve_command(
+            self.VLLM_SERVE_COMMAND,
+            self.VLLM_MODEL,
+            self.VLLM_HOST,
+            self.VLLM_PORT,
+            self.VLLM_SERVED_MODEL_NAME,
+            self.VLLM_EXTRA_ARGS,
+        )
 
     @property
     def api_token(self) -> str | None:
         return self.CASOLA_API_TOKEN.get_secret_value() if self.CASOLA_API_TOKEN else None
-
-    @property
-    def vllm_api_key(self) -> str | None:
-        return self.VLLM_API_KEY.get_secret_value() if self.VLLM_API_KEY else None
 
     def masked(self) -> dict[str, Any]:
         """The effective configuration for the log, every secret masked."""
@@ -114,10 +153,18 @@ def mask(name: str, value: Any) -> Any:
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     """Settings from the environment (or `environ`), or `ConfigurationError` naming each bad variable."""
+    return _load(Settings, environ)
+
+
+def load_vllm_settings(environ: dict[str, str] | None = None) -> VllmSettings:
+    return _load(VllmSettings, environ)
+
+
+def _load(model: type[SettingsT], environ: dict[str, str] | None) -> SettingsT:
     try:
         if environ is None:
-            return Settings()  # type: ignore[call-arg]
-        return Settings.model_validate({name: value for name, value in environ.items() if value != ""})
+            return model()
+        return model.model_validate({name: value for name, value in environ.items() if value != ""})
     except ValidationError as error:
         raise ConfigurationError(describe(error)) from None
 

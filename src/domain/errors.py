@@ -1,4 +1,4 @@
-"""Stable categories that start every error the worker sends in a `job_error`."""
+"""Why a job fails: the stable categories of `job_error`, and which failure falls in which."""
 
 from enum import StrEnum
 
@@ -25,3 +25,36 @@ class JobFailed(Exception):
         super().__init__(job_error_text(category, reason))
         self.category = category
         self.reason = reason
+
+
+class InferenceUnavailable(Exception):
+    """vLLM could not be reached or is not serving."""
+
+
+class InferenceRejected(Exception):
+    """vLLM answered the request with an error; the message is vLLM's reason."""
+
+
+class PayloadTransferFailed(Exception):
+    """A payload could not be fetched, or a result not uploaded; the message says why."""
+
+
+CATEGORY_OF: dict[type[Exception], ErrorCategory] = {
+    InferenceUnavailable: ErrorCategory.VLLM_UNAVAILABLE,
+    InferenceRejected: ErrorCategory.INFERENCE_ERROR,
+    PayloadTransferFailed: ErrorCategory.INVALID_PAYLOAD,
+}
+
+
+def job_failure(error: Exception, job_timeout: float) -> JobFailed:
+    """The `JobFailed` a job ends with when `error` escapes it."""
+    if isinstance(error, JobFailed):
+        return error
+    if isinstance(error, TimeoutError):
+        return JobFailed(ErrorCategory.INFERENCE_TIMEOUT, f"no answer within {job_timeout:g} s (CASOLA_JOB_TIMEOUT)")
+    category = CATEGORY_OF.get(type(error))
+    if category is ErrorCategory.INVALID_PAYLOAD:
+        return JobFailed(category, f"payload_url: {error}")
+    if category is not None:
+        return JobFailed(category, str(error))
+    return JobFailed(ErrorCategory.INFERENCE_ERROR, f"{type(error).__name__}: {error}")

@@ -1,12 +1,18 @@
-"""Frames of the queue socket: parsing what the queue sends, building what the worker sends."""
+"""Frames of the queue socket: what the queue sends, parsed into events; what the worker sends, typed and encoded.
+
+This module is the only place that knows the wire format.
+"""
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from domain.jobs import Job, JobMode, describe_validation_error
+from domain.jobs import Job, JobMode
+from domain.payloads import describe_validation_error
+
+# The queue's frames.
 
 
 class MalformedFrame(Exception):
@@ -97,28 +103,76 @@ def _job_from(frame: _JobFrame) -> Job:
     )
 
 
-def register(worker_id: str, config_id: str, capacity: int) -> dict[str, Any]:
-    return {"type": "register", "worker_id": worker_id, "config_id": config_id, "capacity": capacity}
+# The worker's frames.
 
 
-def job_result(job_id: str, fence_token: int, result: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "job_result", "job_id": job_id, "fence_token": fence_token, "result": result}
+@dataclass(frozen=True)
+class Register:
+    TYPE: ClassVar[str] = "register"
+    worker_id: str
+    config_id: str
+    capacity: int
 
 
-def job_result_ref(job_id: str, fence_token: int) -> dict[str, Any]:
-    return {"type": "job_result_ref", "job_id": job_id, "fence_token": fence_token}
+@dataclass(frozen=True)
+class JobResult:
+    TYPE: ClassVar[str] = "job_result"
+    job_id: str
+    fence_token: int
+    result: dict[str, Any]
 
 
-def job_error(job_id: str, fence_token: int, error: str) -> dict[str, Any]:
-    return {"type": "job_error", "job_id": job_id, "fence_token": fence_token, "error": error}
+@dataclass(frozen=True)
+class JobResultRef:
+    """The result was PUT to the job's `result_upload_url`."""
+
+    TYPE: ClassVar[str] = "job_result_ref"
+    job_id: str
+    fence_token: int
 
 
-def job_progress(job_id: str, fence_token: int, status_message: str | None = None) -> dict[str, Any]:
-    frame: dict[str, Any] = {"type": "job_progress", "job_id": job_id, "fence_token": fence_token}
-    if status_message is not None:
-        frame["status_message"] = status_message
-    return frame
+@dataclass(frozen=True)
+class JobError:
+    TYPE: ClassVar[str] = "job_error"
+    job_id: str
+    fence_token: int
+    error: str
 
 
-def control(frame_type: Literal["drain", "pause", "resume"]) -> dict[str, Any]:
-    return {"type": frame_type}
+@dataclass(frozen=True)
+class JobProgress:
+    """A lease renewal; the next one says the same, so it may be dropped when the outbox is full."""
+
+    TYPE: ClassVar[str] = "job_progress"
+    job_id: str
+    fence_token: int
+    status_message: str | None = None
+
+
+@dataclass(frozen=True)
+class Drain:
+    TYPE: ClassVar[str] = "drain"
+
+
+@dataclass(frozen=True)
+class Pause:
+    TYPE: ClassVar[str] = "pause"
+
+
+@dataclass(frozen=True)
+class Resume:
+    TYPE: ClassVar[str] = "resume"
+
+
+OutboundFrame = Register | JobResult | JobResultRef | JobError | JobProgress | Drain | Pause | Resume
+
+
+def encode(frame: OutboundFrame) -> str:
+    """The frame as the JSON text the queue reads; fields that are None are left out."""
+    fields = {name: value for name, value in vars(frame).items() if value is not None}
+    return json.dumps({"type": frame.TYPE, **fields})
+
+
+def droppable(frame: OutboundFrame) -> bool:
+    """Whether the frame may be dropped first when the outbox is full."""
+    return isinstance(frame, JobProgress)

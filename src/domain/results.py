@@ -1,9 +1,9 @@
-"""The result objects the worker returns for each kind of job (the seed's format)."""
+"""The result objects the worker returns (the seed's format), and when a result is uploaded instead."""
 
 from datetime import UTC, datetime
 from typing import Any
 
-from domain.jobs import JobKind
+from domain.kinds import JobKind
 
 RESULT_INLINE_LIMIT = 256 * 1024
 
@@ -14,13 +14,17 @@ def processed_at(now: datetime) -> str:
 
 
 def job_result(kind: JobKind, job_type: str, config_id: str, output: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """`output` is the OpenAI object vLLM returned: a chat completion or an embeddings list."""
-    field = "completion" if kind is JobKind.CHAT else "embeddings"
+    """`output` is the OpenAI object vLLM returned; it goes into the kind's result field."""
     return {
         "status": "success",
         "job_type": job_type,
-        "task": kind.value,
+        "task": kind.task,
         "config_id": config_id,
         "processed_at": processed_at(now),
-        field: output,
+        kind.result_field: output,
     }
+
+
+def upload_instead(size: int, upload_url: str | None) -> bool:
+    """A result over 256 KiB goes to the job's `result_upload_url` when it has one."""
+    return upload_url is not None and size > RESULT_INLINE_LIMIT

@@ -4,8 +4,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from domain import frames
 from domain.errors import ErrorCategory, job_error_text
+from domain.frames import Drain, JobError, JobProgress, OutboundFrame, Pause, Register, Resume
 from domain.jobs import Job
 from domain.leases import Lease
 
@@ -37,21 +37,32 @@ class IllegalTransition(Exception):
     """A transition the table does not allow; the state stays as it was."""
 
 
+@dataclass
+class RunningJob:
+    """The one record of a job the worker has started, with the newest fence token it was given."""
+
+    job: Job
+    fence_token: int
+    lease: Lease | None
+    revoked: bool = False
+    handle: Any = None  # the shell's handle on the running job (its task); the domain never touches it
+
+
 @dataclass(frozen=True)
 class Send:
     """Send this frame to the queue."""
 
-    frame: dict[str, Any]
+    frame: OutboundFrame
 
 
 @dataclass(frozen=True)
 class StartJob:
-    job: Job
+    running: RunningJob
 
 
 @dataclass(frozen=True)
 class CancelJob:
-    job_id: str
+    running: RunningJob
     reason: str
 
 
@@ -64,16 +75,6 @@ class Ignored:
 
 
 Command = Send | StartJob | CancelJob | Ignored
-
-
-@dataclass
-class RunningJob:
-    """A job the worker has started, with the newest fence token it was given."""
-
-    job: Job
-    fence_token: int
-    lease: Lease | None
-    revoked: bool = False
 
 
 class Worker:
@@ -104,11 +105,11 @@ class Worker:
         """The first frames of every connection: register, then any standing drain or pause."""
         if self.state is S.CONNECTING:
             self.transition(S.RUNNING)
-        hello: list[Command] = [Send(frames.register(self.worker_id, self.config_id, self.capacity))]
+        hello: list[Command] = [Send(Register(self.worker_id, self.config_id, self.capacity))]
         if self.state is S.DRAINING:
-            hello.append(Send(frames.control("drain")))
+            hello.append(Send(Drain()))
         elif self.paused:
-            hello.append(Send(frames.control("pause")))
+            hello.append(Send(Pause()))
         return hello
 
     def disconnected(self) -> None:
@@ -125,8 +126,8 @@ class Worker:
             reason = f"worker at capacity ({len(self.running)} of {self.capacity} jobs running)"
             return self._refuse(job, ErrorCategory.OVER_CAPACITY, reason)
         lease = Lease(self.lease_seconds, self.renew_after, now) if job.persisted else None
-        self.running[job.job_id] = RunningJob(job, job.fence_token, lease)
-        return [StartJob(job)]
+        running = self.running[job.job_id] = RunningJob(job, job.fence_token, lease)
+        return [StartJob(running)]
 
     def _duplicate(self, existing: RunningJob, job: Job, now: float) -> Command:
         if job.fence_token <= existing.fence_token:
@@ -139,47 +140,46 @@ class Worker:
     def _refuse(self, job: Job, category: ErrorCategory, reason: str) -> list[Command]:
         if job.persisted:
             return [Ignored(job.job_id, f"{reason}; persisted job left for redelivery")]
-        return [Send(frames.job_error(job.job_id, job.fence_token, job_error_text(category, reason)))]
+        return [Send(JobError(job.job_id, job.fence_token, job_error_text(category, reason)))]
 
     def revoke(self, job_id: str, reason: str) -> list[Command]:
         running = self.running.get(job_id)
         if running is None or running.revoked:
             return [Ignored(job_id, "revoked but not running")]
         running.revoked = True
-        return [CancelJob(job_id, f"revoked: {reason}")]
+        return [CancelJob(running, f"revoked: {reason}")]
 
-    def finish(self, job_id: str) -> RunningJob | None:
-        """Forgets the job; returns it unless no frame is wanted for it (revoked or abandoned)."""
-        running = self.running.pop(job_id, None)
-        if running is None or running.revoked:
-            return None
-        return running
+    def finish(self, running: RunningJob) -> bool:
+        """Forgets the job; True unless no frame is wanted for it (revoked or abandoned)."""
+        if self.running.get(running.job.job_id) is running:
+            del self.running[running.job.job_id]
+        return not running.revoked
 
     def renewals(self, now: float) -> list[Command]:
         commands: list[Command] = []
         for running in self.running.values():
             if running.lease is not None and not running.revoked and running.lease.due(now):
                 running.lease = running.lease.renewed(now)
-                commands.append(Send(frames.job_progress(running.job.job_id, running.fence_token)))
+                commands.append(Send(JobProgress(running.job.job_id, running.fence_token)))
         return commands
 
     def drain(self) -> list[Command]:
         if self.state is S.DRAINING:
             return []
         self.transition(S.DRAINING)
-        return [Send(frames.control("drain"))]
+        return [Send(Drain())]
 
     def vllm_unhealthy(self) -> list[Command]:
         if self.paused or self.state is not S.RUNNING:
             return []
         self.paused = True
-        return [Send(frames.control("pause"))]
+        return [Send(Pause())]
 
     def vllm_healthy(self) -> list[Command]:
         if not self.paused:
             return []
         self.paused = False
-        return [] if self.state is not S.RUNNING else [Send(frames.control("resume"))]
+        return [] if self.state is not S.RUNNING else [Send(Resume())]
 
     def abandon(self, category: ErrorCategory, reason: str) -> list[Command]:
         """Gives up every running job: transient ones get an error, persisted ones are released."""
@@ -188,10 +188,10 @@ class Worker:
             if running.revoked:
                 continue
             running.revoked = True
-            commands.append(CancelJob(running.job.job_id, reason))
+            commands.append(CancelJob(running, reason))
             if not running.job.persisted:
                 error = job_error_text(category, reason)
-                commands.append(Send(frames.job_error(running.job.job_id, running.fence_token, error)))
+                commands.append(Send(JobError(running.job.job_id, running.fence_token, error)))
         return commands
 
     def stop(self) -> None:

@@ -5,7 +5,8 @@ from typing import Any
 import pytest
 
 from domain.errors import JobFailed
-from domain.jobs import ChatPayload, EmbeddingsPayload, JobKind, resolve_kind, validate_payload
+from domain.kinds import CHAT, EMBEDDINGS, JobKind, resolve_kind
+from domain.payloads import ChatPayload, EmbeddingsPayload, validate_payload
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -15,7 +16,7 @@ def chat(**fields: Any) -> dict[str, Any]:
 
 
 def test_seed_defaults() -> None:
-    payload = validate_payload(JobKind.CHAT, chat())
+    payload = validate_payload(CHAT.payload, chat())
     assert isinstance(payload, ChatPayload)
     assert (payload.model, payload.temperature, payload.max_tokens, payload.top_p) == ("default", 0.7, 512, 1.0)
     assert (payload.frequency_penalty, payload.presence_penalty, payload.stop) == (0.0, 0.0, None)
@@ -54,14 +55,14 @@ REJECTED = [
 
 @pytest.mark.parametrize(("field", "value"), ACCEPTED)
 def test_values_at_the_bounds_are_accepted(field: str, value: Any) -> None:
-    payload = validate_payload(JobKind.CHAT, chat(**{field: value}))
+    payload = validate_payload(CHAT.payload, chat(**{field: value}))
     assert getattr(payload, field) == value
 
 
 @pytest.mark.parametrize(("field", "value", "why"), REJECTED)
 def test_values_past_the_bounds_name_the_field(field: str, value: Any, why: str) -> None:
     with pytest.raises(JobFailed) as failed:
-        validate_payload(JobKind.CHAT, chat(**{field: value}))
+        validate_payload(CHAT.payload, chat(**{field: value}))
     text = str(failed.value)
     assert text.startswith(f"invalid_payload: {field}")
     assert why in text
@@ -79,30 +80,30 @@ MESSAGE_PROBLEMS = [
 @pytest.mark.parametrize(("payload", "error"), MESSAGE_PROBLEMS)
 def test_bad_messages(payload: dict[str, Any], error: str) -> None:
     with pytest.raises(JobFailed) as failed:
-        validate_payload(JobKind.CHAT, payload)
+        validate_payload(CHAT.payload, payload)
     assert str(failed.value).startswith(f"invalid_payload: {error}")
 
 
 def test_a_payload_that_is_not_an_object() -> None:
     with pytest.raises(JobFailed, match="invalid_payload: payload must be a JSON object, got list"):
-        validate_payload(JobKind.CHAT, [1, 2])
+        validate_payload(CHAT.payload, [1, 2])
 
 
 def test_embeddings_payload() -> None:
-    assert isinstance(validate_payload(JobKind.EMBEDDINGS, {"input": "a"}), EmbeddingsPayload)
-    assert validate_payload(JobKind.EMBEDDINGS, {"input": ["a", "b"]}).input == ["a", "b"]  # type: ignore[union-attr]
+    assert isinstance(validate_payload(EMBEDDINGS.payload, {"input": "a"}), EmbeddingsPayload)
+    assert validate_payload(EMBEDDINGS.payload, {"input": ["a", "b"]}).input == ["a", "b"]  # type: ignore[union-attr]
     with pytest.raises(JobFailed, match="invalid_payload: input"):
-        validate_payload(JobKind.EMBEDDINGS, {"input": []})
+        validate_payload(EMBEDDINGS.payload, {"input": []})
 
 
 KINDS = [
-    (None, {}, JobKind.CHAT, "chat_completion"),
-    ("chat_completion", {}, JobKind.CHAT, "chat_completion"),
-    ("llm_inference", {}, JobKind.CHAT, "llm_inference"),
-    (None, {"task": "openai/chat-completion"}, JobKind.CHAT, "openai/chat-completion"),
-    (None, {"job_type": "openai/embeddings"}, JobKind.EMBEDDINGS, "openai/embeddings"),
-    ("openai/embeddings", {"task": "chat_completion"}, JobKind.EMBEDDINGS, "openai/embeddings"),
-    (None, {"task": "openai/embeddings", "job_type": "chat_completion"}, JobKind.EMBEDDINGS, "openai/embeddings"),
+    (None, {}, CHAT, "chat_completion"),
+    ("chat_completion", {}, CHAT, "chat_completion"),
+    ("llm_inference", {}, CHAT, "llm_inference"),
+    (None, {"task": "openai/chat-completion"}, CHAT, "openai/chat-completion"),
+    (None, {"job_type": "openai/embeddings"}, EMBEDDINGS, "openai/embeddings"),
+    ("openai/embeddings", {"task": "chat_completion"}, EMBEDDINGS, "openai/embeddings"),
+    (None, {"task": "openai/embeddings", "job_type": "chat_completion"}, EMBEDDINGS, "openai/embeddings"),
 ]
 
 

@@ -2,16 +2,25 @@
 
 import pytest
 
-from domain import frames
 from domain.errors import ErrorCategory
+from domain.frames import Drain, JobError, JobProgress, Pause, Register, Resume
 from domain.jobs import Job, JobMode
-from domain.worker import CancelJob, Ignored, IllegalTransition, Send, StartJob, Worker, WorkerState
+from domain.worker import CancelJob, Command, Ignored, IllegalTransition, Send, StartJob, Worker, WorkerState
 
 S = WorkerState
 
 
 def job(job_id: str = "j1", mode: str = "transient", fence: int = 1) -> Job:
     return Job(job_id=job_id, mode=JobMode(mode), fence_token=fence, config_id="cfg", payload={"messages": []})
+
+
+def started(commands: list[Command]) -> list[Job]:
+    return [command.running.job for command in commands if isinstance(command, StartJob)]
+
+
+def finish(worker: Worker, job_id: str) -> bool:
+    """Ends the job as its task would: True if a frame is wanted for it."""
+    return worker.finish(worker.running[job_id])
 
 
 def running_worker(capacity: int = 2) -> Worker:
@@ -63,7 +72,7 @@ def test_every_connection_starts_with_register() -> None:
     worker = Worker("w1", "cfg", 4, 30, 24)
     worker.transition(S.WAITING_FOR_VLLM)
     worker.transition(S.CONNECTING)
-    assert worker.connected() == [Send(frames.register("w1", "cfg", 4))]
+    assert worker.connected() == [Send(Register("w1", "cfg", 4))]
     assert worker.state is S.RUNNING
     worker.disconnected()
     assert worker.state is S.CONNECTING
@@ -74,7 +83,7 @@ def test_reconnect_while_draining_repeats_the_drain() -> None:
     worker.drain()
     worker.disconnected()
     assert worker.state is S.DRAINING
-    assert worker.connected() == [Send(frames.register("w1", "cfg", 2)), Send({"type": "drain"})]
+    assert worker.connected() == [Send(Register("w1", "cfg", 2)), Send(Drain())]
 
 
 CAPACITY_TABLE = [
@@ -87,8 +96,8 @@ CAPACITY_TABLE = [
 @pytest.mark.parametrize(("mode", "answer"), CAPACITY_TABLE)
 def test_over_capacity(mode: str, answer: str | None) -> None:
     worker = running_worker(capacity=2)
-    assert worker.receive(job("a"), 0) == [StartJob(job("a"))]
-    assert worker.receive(job("b"), 0) == [StartJob(job("b"))]
+    assert started(worker.receive(job("a"), 0)) == [job("a")]
+    assert started(worker.receive(job("b"), 0)) == [job("b")]
     commands = worker.receive(job("c", mode), 0)
     assert "c" not in worker.running
     if answer is None:
@@ -96,15 +105,15 @@ def test_over_capacity(mode: str, answer: str | None) -> None:
     else:
         (command,) = commands
         assert isinstance(command, Send)
-        assert command.frame["type"] == answer
-        assert command.frame["error"].startswith("over_capacity: worker at capacity (2 of 2")
+        assert command.frame.TYPE == answer
+        assert command.frame.error.startswith("over_capacity: worker at capacity (2 of 2")
 
 
 def test_capacity_frees_when_a_job_finishes() -> None:
     worker = running_worker(capacity=1)
     worker.receive(job("a"), 0)
-    assert worker.finish("a") is not None
-    assert worker.receive(job("b"), 0) == [StartJob(job("b"))]
+    assert finish(worker, "a")
+    assert started(worker.receive(job("b"), 0)) == [job("b")]
 
 
 DUPLICATE_TABLE = [
@@ -121,15 +130,16 @@ def test_duplicates(running: int, duplicate: int, carried: int) -> None:
     worker.receive(job("a", "persisted", running), 0)
     commands = worker.receive(job("a", "persisted", duplicate), 10)
     assert [type(command) for command in commands] == [Ignored]
-    finished = worker.finish("a")
-    assert finished is not None and finished.fence_token == carried
+    attempt = worker.running["a"]
+    assert worker.finish(attempt) and attempt.fence_token == carried
 
 
 def test_a_revoked_job_is_cancelled_and_sends_nothing() -> None:
     worker = running_worker()
     worker.receive(job("a"), 0)
-    assert worker.revoke("a", "client went away") == [CancelJob("a", "revoked: client went away")]
-    assert worker.finish("a") is None
+    attempt = worker.running["a"]
+    assert worker.revoke("a", "client went away") == [CancelJob(attempt, "revoked: client went away")]
+    assert not worker.finish(attempt)
     assert worker.running == {}
 
 
@@ -152,7 +162,7 @@ def test_persisted_jobs_renew_their_lease(elapsed: float, renewals: int) -> None
     worker.receive(job("p", "persisted", 7), 100.0)
     worker.receive(job("t", "transient"), 100.0)
     commands = worker.renewals(100.0 + elapsed)
-    assert commands == [Send(frames.job_progress("p", 7))] * renewals
+    assert commands == [Send(JobProgress("p", 7))] * renewals
 
 
 def test_renewals_repeat_after_each_renewal_and_carry_the_newest_token() -> None:
@@ -162,7 +172,7 @@ def test_renewals_repeat_after_each_renewal_and_carry_the_newest_token() -> None
     assert worker.renewals(47.9) == []
     worker.receive(job("p", "persisted", 2), 30.0)
     assert worker.renewals(53.9) == []
-    assert worker.renewals(54.0) == [Send(frames.job_progress("p", 2))]
+    assert worker.renewals(54.0) == [Send(JobProgress("p", 2))]
 
 
 SHUTDOWN_TABLE = [
@@ -176,24 +186,24 @@ SHUTDOWN_TABLE = [
 def test_shutdown_sequence(mode: str, sent: list[str]) -> None:
     worker = running_worker()
     worker.receive(job("a", mode), 0)
-    assert worker.drain() == [Send({"type": "drain"})]
+    assert worker.drain() == [Send(Drain())]
     assert worker.drain() == []
     assert worker.state is S.DRAINING
     refused = worker.receive(job("late", "transient"), 1)
-    assert [c.frame["error"].split(":")[0] for c in refused if isinstance(c, Send)] == ["shutting_down"]
+    assert [c.frame.error.split(":")[0] for c in refused if isinstance(c, Send) and isinstance(c.frame, JobError)] == ["shutting_down"]
     commands = worker.abandon(ErrorCategory.SHUTTING_DOWN, "grace period over")
-    assert [c.frame["type"] for c in commands if isinstance(c, Send)] == sent
-    assert [c.job_id for c in commands if isinstance(c, CancelJob)] == ["a"]
-    assert worker.finish("a") is None
+    assert [c.frame.TYPE for c in commands if isinstance(c, Send)] == sent
+    assert [c.running.job.job_id for c in commands if isinstance(c, CancelJob)] == ["a"]
+    assert not finish(worker, "a")
     worker.stop()
     assert worker.state is S.STOPPED
 
 
 def test_pause_and_resume_follow_vllm_health() -> None:
     worker = running_worker()
-    assert worker.vllm_unhealthy() == [Send({"type": "pause"})]
+    assert worker.vllm_unhealthy() == [Send(Pause())]
     assert worker.vllm_unhealthy() == []
     worker.disconnected()
-    assert worker.connected()[-1] == Send({"type": "pause"})
-    assert worker.vllm_healthy() == [Send({"type": "resume"})]
+    assert worker.connected()[-1] == Send(Pause())
+    assert worker.vllm_healthy() == [Send(Resume())]
     assert worker.vllm_healthy() == []

@@ -1,0 +1,22 @@
+"""The HTTP clients the adapters share, as async context managers for the container's resources."""
+
+from collections.abc import AsyncIterator
+
+import httpx
+import openai
+
+
+async def http_client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0)) as client:
+        yield client
+
+
+async def openai_client(base_url: str, api_key: str | None, timeout: float) -> AsyncIterator[openai.AsyncOpenAI]:
+    """No hidden retries: one could outlive a lease or a revoke."""
+    client = openai.AsyncOpenAI(
+        base_url=base_url, api_key=api_key or "EMPTY", max_retries=0, timeout=openai.Timeout(timeout, connect=5.0)
+    )
+    try:
+        yield client
+    finally:
+        await client.close()

@@ -1,0 +1,89 @@
+"""One job from frame to outcome: its payload, its kind from the table, validation, inference, result or upload."""
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from application.ports import Inference, PayloadStore
+from domain import results
+from domain.errors import CATEGORY_OF, ErrorCategory, JobFailed, PayloadTransferFailed, job_failure
+from domain.frames import JobError, JobResult, JobResultRef, OutboundFrame
+from domain.jobs import Job
+from domain.kinds import resolve_kind
+from domain.payloads import validate_payload
+
+log = logging.getLogger("worker")
+
+Outcome = dict[str, Any] | JobFailed
+EXPECTED_FAILURES: tuple[type[Exception], ...] = (JobFailed, TimeoutError, *CATEGORY_OF)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobRunner:
+    def __init__(
+        self,
+        inference: Inference,
+        payloads: PayloadStore,
+        served_model: str,
+        job_timeout: float,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.inference = inference
+        self.payloads = payloads
+        self.served_model = served_model
+        self.job_timeout = job_timeout
+        self.now = now
+
+    async def outcome(self, job: Job) -> Outcome:
+        """The job's result, or why it failed; within the job's deadline."""
+        try:
+            async with asyncio.timeout(self.job_timeout):
+                return await self._result(job)
+        except EXPECTED_FAILURES as error:
+            return job_failure(error, self.job_timeout)
+        except Exception as error:
+            log.exception("job %s: unexpected error", job.job_id)
+            return job_failure(error, self.job_timeout)
+
+    async def _result(self, job: Job) -> dict[str, Any]:
+        payload = job.payload if job.payload_url is None else await self.payloads.fetch(job.payload_url)
+        if not isinstance(payload, dict):
+            reason = f"payload must be a JSON object, got {type(payload).__name__}"
+            raise JobFailed(ErrorCategory.INVALID_PAYLOAD, reason)
+        kind, job_type = resolve_kind(job.job_type, payload)
+        request = validate_payload(kind.payload, payload)
+        output = await self.inference.infer(kind.route, request.request_body(self.served_model))
+        return results.job_result(kind, job_type, job.config_id, output, self.now())
+
+    async def frame(self, job: Job, fence_token: int, outcome: Outcome, took: float) -> OutboundFrame:
+        """The frame that reports the outcome; a large result is uploaded first when the job says where."""
+        if isinstance(outcome, JobFailed):
+            log.warning("job %s failed after %.2f s: %s", job.job_id, took, outcome)
+            return JobError(job.job_id, fence_token, str(outcome))
+        log.info("job %s done in %.2f s (%s)", job.job_id, took, _token_counts(outcome))
+        if job.result_upload_url is not None and await self._uploaded(job.job_id, job.result_upload_url, outcome):
+            return JobResultRef(job.job_id, fence_token)
+        return JobResult(job.job_id, fence_token, outcome)
+
+    async def _uploaded(self, job_id: str, url: str, result: dict[str, Any]) -> bool:
+        body = json.dumps(result, separators=(",", ":")).encode()
+        if not results.upload_instead(len(body), url):
+            return False
+        try:
+            await self.payloads.upload(url, body)
+        except PayloadTransferFailed as error:
+            log.warning("job %s: result upload failed, sending inline: %s", job_id, error)
+            return False
+        return True
+
+
+def _token_counts(result: dict[str, Any]) -> str:
+    output = next((value for value in result.values() if isinstance(value, dict) and "usage" in value), {})
+    usage = output.get("usage") or {}
+    return f"prompt {usage.get('prompt_tokens', '?')}, completion {usage.get('completion_tokens', 0)} tokens"
