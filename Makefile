@@ -1,4 +1,4 @@
-# worker-vllm: `make setup`, `make demo`, `make test`.
+# worker-vllm: `make demo` and `make test` each set up what they need (the virtualenv, real vLLM's CPU build).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -14,11 +14,11 @@ $(BIN)/worker-vllm: pyproject.toml
 setup: $(BIN)/worker-vllm  ## the worker's virtualenv with its test tools
 
 lint: setup
-	$(BIN)/ruff check src tests bench scripts docker
-	$(BIN)/ruff format --check src tests bench scripts docker
+	$(BIN)/ruff check src tests testbed bench scripts docker
+	$(BIN)/ruff format --check src tests testbed bench scripts docker
 	$(BIN)/mypy src
 
-test: setup lint  ## lint, types, then every test
+test: setup vllm-env lint  ## lint, types, then every test (the real-vLLM tier included)
 	$(BIN)/pytest
 
 test-fast: setup  ## unit and in-process integration tests only
@@ -28,7 +28,7 @@ run: setup  ## the worker, configured by the environment (see README)
 	$(BIN)/worker-vllm run
 
 bench: setup  ## worker overhead against a fake vLLM
-	$(BIN)/python bench/bench_worker.py
+	$(BIN)/python -m bench.bench_worker
 
 vllm-env:  ## real vLLM (CPU build) in ~/.cache/worker-vllm and a tiny model in .cache/
 	bash scripts/setup-vllm.sh
@@ -40,7 +40,7 @@ test-vllm: setup vllm-env  ## only the real-vLLM tier
 	$(BIN)/pytest -m vllm
 
 bench-vllm: setup vllm-env  ## direct vLLM against queue + worker + vLLM
-	$(BIN)/python bench/bench_vllm.py
+	$(BIN)/python -m bench.bench_vllm
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -17,9 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.integration.real_vllm import TINY_MODEL, VLLM_COMMAND, start_vllm, stop_group
+from testbed.real_vllm import TINY_MODEL, VLLM_COMMAND, start_vllm, stop_group
 
 from bench.bench_worker import (
     RESULTS,

@@ -20,9 +20,11 @@ from typing import Any
 import httpx
 import openai
 import psutil
-from websockets.asyncio.server import ServerConnection, serve
+
+from adapters.local_queue import LocalQueue, chat_job
 
 ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
 RESULTS = ROOT / "bench" / "results"
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 PAYLOAD = {"messages": MESSAGES, "max_tokens": 16, "temperature": 0.7}
@@ -91,11 +93,11 @@ async def direct(
 
 
 class BenchQueue:
-    """A queue that keeps `capacity` jobs in flight on the worker and times push to result."""
+    """A local queue that keeps `capacity` jobs in flight on the worker and times push to result."""
 
     def __init__(self, payload: dict[str, Any] = PAYLOAD) -> None:
         self.payload = payload
-        self.connection: ServerConnection | None = None
+        self.local = LocalQueue(on_frame=self.on_frame)
         self.registered = asyncio.Event()
         self.pushed: dict[str, float] = {}
         self.latencies: list[float] = []
@@ -104,14 +106,11 @@ class BenchQueue:
         self.done = asyncio.Event()
         self.sequence = 0
 
-    async def handler(self, connection: ServerConnection) -> None:
-        self.connection = connection
-        async for message in connection:
-            frame = json.loads(message)
-            if frame["type"] == "register":
-                self.registered.set()
-            elif frame["type"] in ("job_result", "job_error"):
-                await self.finished(frame)
+    async def on_frame(self, frame: dict[str, Any]) -> None:
+        if frame["type"] == "register":
+            self.registered.set()
+        elif frame["type"] in ("job_result", "job_error"):
+            await self.finished(frame)
 
     async def finished(self, frame: dict[str, Any]) -> None:
         started = self.pushed.pop(frame["job_id"])
@@ -124,13 +123,12 @@ class BenchQueue:
             self.done.set()
 
     async def push(self) -> None:
-        assert self.connection is not None
         self.remaining -= 1
         self.sequence += 1
         job_id = f"job-{self.sequence}"
-        frame = {"type": "job", "job_id": job_id, "mode": "transient", "config_id": "bench", "fence_token": 1}
+        fields = {name: value for name, value in self.payload.items() if name != "messages"}
         self.pushed[job_id] = time.perf_counter()
-        await self.connection.send(json.dumps({**frame, "job_type": "chat_completion", "payload": self.payload}))
+        await self.local.push(chat_job(job_id, self.payload["messages"], config_id="bench", **fields))
 
     async def run(self, capacity: int, jobs: int) -> dict[str, float]:
         self.latencies, self.errors, self.remaining = [], [], jobs
@@ -174,7 +172,7 @@ def start_worker(
     }
     profile = os.environ.get("BENCH_PROFILE")
     command = [sys.executable, *(["-m", "cProfile", "-o", profile] if profile else []), "-m", "main", "run"]
-    worker_env["PYTHONPATH"] = str(ROOT / "src")
+    worker_env["PYTHONPATH"] = str(SRC)
     return subprocess.Popen(command, env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -186,9 +184,8 @@ class WorkerUnderTest:
         self.queue = BenchQueue(payload)
 
     async def __aenter__(self) -> "WorkerUnderTest":
-        self.server = await serve(self.queue.handler, "127.0.0.1", 0, max_size=None)
-        queue_port = self.server.sockets[0].getsockname()[1]
-        self.worker = start_worker(queue_port, self.vllm_port, self.capacity, self.environment)
+        await self.queue.local.start()
+        self.worker = start_worker(self.queue.local.port, self.vllm_port, self.capacity, self.environment)
         self.process = psutil.Process(self.worker.pid)
         await asyncio.wait_for(self.queue.registered.wait(), 60)
         await self.queue.run(self.capacity, 4 * self.capacity + 20)  # warm-up
@@ -203,8 +200,7 @@ class WorkerUnderTest:
     async def __aexit__(self, *_: object) -> None:
         self.worker.terminate()
         self.worker.wait(30)
-        self.server.close()
-        await self.server.wait_closed()
+        await self.queue.local.stop()
 
 
 async def through_worker(
@@ -218,7 +214,7 @@ async def through_worker(
 
 def start_fake_vllm(delay: float) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    command = [sys.executable, "-m", "tests.fakes.fake_vllm", "serve", "tiny", "--port", str(port)]
+    command = [sys.executable, "-m", "testbed.fake_vllm", "serve", "tiny", "--port", str(port)]
     command += ["--delay", str(delay)]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return process, port

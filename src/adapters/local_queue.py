@@ -5,7 +5,7 @@
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -20,7 +20,9 @@ Frame = dict[str, Any]
 class LocalQueue:
     """Speaks the queue side of the protocol on 127.0.0.1; `received` holds every worker frame."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, on_frame: Callable[[Frame], None] | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, on_frame: Callable[[Frame], Awaitable[None]] | None = None
+    ) -> None:
         self.host = host
         self.port = port
         self.on_frame = on_frame
@@ -79,7 +81,7 @@ class LocalQueue:
         except ValueError:
             frame = {"type": "<not json>", "raw": message}
         if self.on_frame is not None:
-            self.on_frame(frame)
+            await self.on_frame(frame)
             return
         async with self._changed:
             self.received.append(frame)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testbed.fake_vllm import FakeVllm
 
 from adapters.local_queue import LocalQueue
 from adapters.websocket_queue import Backoff, WebSocketQueue
@@ -19,7 +20,6 @@ from application.service import Timings, WorkerService
 from application.settings import Settings, load_settings
 from main import Container
 from tests.fakes.fake_api import FakeApi
-from tests.fakes.fake_vllm import FakeVllm
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token-0123456789"

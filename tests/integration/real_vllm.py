@@ -1,27 +1,19 @@
-"""Real vLLM (the CPU build, the tiny model) for the `vllm` tier: where it is, how to start it and read it."""
+"""Real vLLM for the `vllm` tier: skipped (or, in CI, failed) until `make vllm-env` has run; reading its load."""
 
 import os
 import re
-import signal
-import subprocess
-import time
-from pathlib import Path
 
 import httpx
 import pytest
+from testbed.real_vllm import TINY_MODEL, VLLM_ARGS, VLLM_COMMAND, is_set_up, start_vllm, stop_group, wait_until_ready
 
-from tests.integration.conftest import ROOT
-
-VLLM_COMMAND = ROOT / ".cache" / "bin" / "vllm"
-TINY_MODEL = ROOT / ".cache" / "tiny-chat-model"
-VLLM_ARGS = "--max-model-len 8192 --dtype bfloat16"
-STARTUP_TIMEOUT = 400.0
+__all__ = ["TINY_MODEL", "VLLM_ARGS", "VLLM_COMMAND", "start_vllm", "stop_group", "wait_until_ready"]
 LONG = {"max_tokens": 6000, "extra_body": {"ignore_eos": True}}  # about 15 s on the CPU build
 
 
 def require_real_vllm() -> None:
     """Skips (or, with WORKER_VLLM_REQUIRE=1 as in CI, fails) when `make vllm-env` has not run."""
-    if VLLM_COMMAND.exists() and (TINY_MODEL / "config.json").exists():
+    if is_set_up():
         return
     message = "real vLLM is not set up: run `make vllm-env`"
     if os.environ.get("WORKER_VLLM_REQUIRE") == "1":
@@ -29,48 +21,11 @@ def require_real_vllm() -> None:
     pytest.skip(message)
 
 
-def start_vllm(port: int, log: Path, args: str = VLLM_ARGS, cpus: set[int] | None = None) -> subprocess.Popen[bytes]:
-    """vLLM in its own process group; `cpus` pins it (and every process it starts) to those cores."""
-    command = [str(VLLM_COMMAND), "serve", str(TINY_MODEL), "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--served-model-name", "default", *args.split()]
-    pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
-    with log.open("wb") as output:
-        return subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=pin
-        )
-
-
-def wait_until_ready(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"vLLM exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"vLLM not ready in {STARTUP_TIMEOUT} s:\n{log.read_text()[-3000:]}")
-
-
-def stop_group(process: subprocess.Popen[bytes]) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(30)
-            break
-        except ProcessLookupError:
-            break
-        except subprocess.TimeoutExpired:
-            continue
-
-
-async def requests_running(client: httpx.AsyncClient, port: int) -> float:
-    """vLLM's `vllm:num_requests_running` from /metrics."""
+async def requests_running(client: httpx.AsyncClient, port: int) -> float | None:
+    """vLLM's `vllm:num_requests_running` from /metrics; None when vLLM did not say (a busy 2-core machine)."""
     try:
         text = (await client.get(f"http://127.0.0.1:{port}/metrics", timeout=30)).text
-    except httpx.TimeoutException:  # a busy 2-core machine: ask again
-        return 0.0
+    except httpx.TimeoutException:
+        return None
     match = re.search(r"^vllm:num_requests_running\{[^}]*\} ([0-9.e+-]+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
+    return float(match.group(1)) if match else None

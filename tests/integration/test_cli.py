@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from testbed.fake_vllm import FakeVllm
 
 from adapters.local_queue import LocalQueue, chat_job
 from tests.conftest import eventually
 from tests.fakes.fake_api import FakeApi
-from tests.fakes.fake_vllm import FakeVllm
 from tests.integration.conftest import (
     TOKEN,
     alive,
@@ -58,7 +58,7 @@ async def test_launch_vllm_supervises_it_and_leaves_no_process_behind(
     pid_file = tmp_path / "pids"
     fake_vllm.stop()  # the worker starts its own
     port = free_port()
-    serve = f"{sys.executable} -m tests.fakes.fake_vllm"
+    serve = f"{sys.executable} -m testbed.fake_vllm"
     environment = worker_environment(
         queue, fake_vllm, fake_api, VLLM_PORT=port, VLLM_SERVE_COMMAND=serve, VLLM_STOP_TIMEOUT=1,
         VLLM_EXTRA_ARGS=f"--spawn-child --ignore-sigterm --pid-file {pid_file}",
@@ -85,7 +85,7 @@ async def test_a_fatal_vllm_log_line_stops_the_worker_with_a_fatal_heartbeat(
     queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi
 ) -> None:
     fake_vllm.stop()
-    serve = f"{sys.executable} -m tests.fakes.fake_vllm"
+    serve = f"{sys.executable} -m testbed.fake_vllm"
     line = "RuntimeError: CUDA driver version is insufficient for CUDA runtime version"
     environment = worker_environment(
         queue, fake_vllm, fake_api, VLLM_PORT=free_port(), VLLM_SERVE_COMMAND=serve,
@@ -105,7 +105,7 @@ async def test_vllm_exiting_fails_the_worker_with_an_error_heartbeat(
     queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi
 ) -> None:
     fake_vllm.stop()
-    serve = f"{sys.executable} -m tests.fakes.fake_vllm"
+    serve = f"{sys.executable} -m testbed.fake_vllm"
     environment = worker_environment(
         queue, fake_vllm, fake_api, VLLM_PORT=free_port(), VLLM_SERVE_COMMAND=serve,
         VLLM_EXTRA_ARGS="--exit-after 2 --delay 30",

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from testbed.fake_vllm import FakeVllm
 
 from adapters.local_queue import LocalQueue
 from tests.fakes.fake_api import FakeApi
-from tests.fakes.fake_vllm import FakeVllm
 from tests.integration.conftest import ROOT, alive, cli_environment, worker_environment
 
 pytestmark = pytest.mark.slow
@@ -158,7 +158,7 @@ async def test_vllm_death_is_reported_by_the_real_worker(
     fake_vllm.stop()
     port = fake_vllm.port
     environment = worker_environment(queue, fake_vllm, fake_api, VLLM_PORT=port, CASOLA_SHUTDOWN_GRACE_PERIOD=5)
-    vllm = f"{sys.executable} -m tests.fakes.fake_vllm serve tiny --port {port} --exit-after 3"
+    vllm = f"{sys.executable} -m testbed.fake_vllm serve tiny --port {port} --exit-after 3"
     process = entrypoint(vllm, f"{sys.executable} -m main run", **environment)
     await queue.wait_for_type("register", timeout=30)
     code, stderr = await asyncio.to_thread(finish, process)

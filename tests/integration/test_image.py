@@ -35,7 +35,7 @@ async def test_the_image_runs_a_job_through_entrypoint(queue: LocalQueue) -> Non
                 CASOLA_CONFIG_ID="image-test",
                 VLLM_MODEL="tiny",
                 VLLM_PORT="18123",
-                ENTRYPOINT_VLLM_COMMAND="python3 -m tests.fakes.fake_vllm serve tiny --port 18123",
+                ENTRYPOINT_VLLM_COMMAND="python3 -m testbed.fake_vllm serve tiny --port 18123",
             )
         )
         with container:

@@ -69,7 +69,7 @@ async def test_thirty_two_jobs_at_capacity_eight_run_concurrently(
         nonlocal peak
         async with httpx.AsyncClient() as client:
             while True:
-                peak = max(peak, await requests_running(client, vllm_port))
+                peak = max(peak, await requests_running(client, vllm_port) or 0)
                 await asyncio.sleep(0.02)
 
     watcher = asyncio.create_task(watch_metrics())
@@ -110,7 +110,7 @@ async def test_a_revoked_job_leaves_vllm_and_sends_nothing(
 async def eventually_running(client: httpx.AsyncClient, port: int) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if await requests_running(client, port) >= 1:
+        if (await requests_running(client, port) or 0) >= 1:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the job never showed in vllm:num_requests_running")

@@ -9,10 +9,10 @@ import time
 
 import psutil
 import pytest
+from testbed.fake_vllm import FakeVllm
 
 from adapters.local_queue import LocalQueue, chat_job
 from tests.fakes.fake_api import FakeApi
-from tests.fakes.fake_vllm import FakeVllm
 from tests.integration.conftest import alive, chat, cli, free_port, spawn, terminate, worker_environment
 from tests.integration.real_vllm import (
     LONG,

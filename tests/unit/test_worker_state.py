@@ -105,7 +105,7 @@ def test_over_capacity(mode: str, answer: str | None) -> None:
     else:
         (command,) = commands
         assert isinstance(command, Send)
-        assert command.frame.TYPE == answer
+        assert answer == command.frame.TYPE
         assert command.frame.error.startswith("over_capacity: worker at capacity (2 of 2")
 
 
@@ -190,7 +190,8 @@ def test_shutdown_sequence(mode: str, sent: list[str]) -> None:
     assert worker.drain() == []
     assert worker.state is S.DRAINING
     refused = worker.receive(job("late", "transient"), 1)
-    assert [c.frame.error.split(":")[0] for c in refused if isinstance(c, Send) and isinstance(c.frame, JobError)] == ["shutting_down"]
+    errors = [c.frame.error for c in refused if isinstance(c, Send) and isinstance(c.frame, JobError)]
+    assert [error.split(":")[0] for error in errors] == ["shutting_down"]
     commands = worker.abandon(ErrorCategory.SHUTTING_DOWN, "grace period over")
     assert [c.frame.TYPE for c in commands if isinstance(c, Send)] == sent
     assert [c.running.job.job_id for c in commands if isinstance(c, CancelJob)] == ["a"]

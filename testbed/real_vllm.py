@@ -1,0 +1,56 @@
+"""Real vLLM (the CPU build, the tiny model from `make vllm-env`): where it is, how to start and stop it."""
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+VLLM_COMMAND = ROOT / ".cache" / "bin" / "vllm"
+TINY_MODEL = ROOT / ".cache" / "tiny-chat-model"
+VLLM_ARGS = "--max-model-len 8192 --dtype bfloat16"
+STARTUP_TIMEOUT = 400.0
+
+
+def is_set_up() -> bool:
+    return VLLM_COMMAND.exists() and (TINY_MODEL / "config.json").exists()
+
+
+def start_vllm(port: int, log: Path, args: str = VLLM_ARGS, cpus: set[int] | None = None) -> subprocess.Popen[bytes]:
+    """vLLM in its own process group; `cpus` pins it (and every process it starts) to those cores."""
+    command = [str(VLLM_COMMAND), "serve", str(TINY_MODEL), "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--served-model-name", "default", *args.split()]
+    pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=pin
+        )
+
+
+def wait_until_ready(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"vLLM exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"vLLM not ready in {STARTUP_TIMEOUT} s:\n{log.read_text()[-3000:]}")
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(30)
+            break
+        except ProcessLookupError:
+            break
+        except subprocess.TimeoutExpired:
+            continue
