@@ -29,7 +29,7 @@ async def test_the_image_runs_a_job_through_entrypoint(queue: LocalQueue) -> Non
         container = (
             DockerContainer(str(image))
             .with_kwargs(network_mode="host")
-            .with_volume_mapping(str(ROOT / "tests"), "/app/tests", "ro")
+            .with_volume_mapping(str(ROOT / "testbed"), "/app/testbed", "ro")
             .with_envs(
                 CASOLA_WS_URL=queue.url,
                 CASOLA_CONFIG_ID="image-test",
