@@ -1,17 +1,16 @@
 """The worker service: interprets the state machine's commands, owns the task group and the background loops."""
 
 import asyncio
-import contextlib
 import logging
-import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from application.job_runner import JobRunner
 from application.ports import Heartbeats, QueueConnection, QueueRejected, VllmProbe
 from application.readiness import VllmReadiness, sleep_unless
 from application.settings import Settings
+from application.signals import shutdown_signals
 from domain import frames, rules
 from domain.errors import ErrorCategory
 from domain.frames import OutboundFrame
@@ -20,7 +19,6 @@ from domain.rules import Failure, HealthWatch, HeartbeatStatus, ShutdownStep, Th
 from domain.worker import CancelJob, Command, Ignored, RunningJob, Send, StartJob, Worker, WorkerState
 
 log = logging.getLogger("worker")
-SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @dataclass(frozen=True)
@@ -250,21 +248,6 @@ class WorkerService:
                 log.warning("vLLM /health %s", "answers again" if healthy else "does not answer: pausing dispatch")
                 self._execute(self.worker.vllm_healthy() if healthy else self.worker.vllm_unhealthy())
         self.fail(self.health.failure())
-
-
-@contextlib.contextmanager
-def shutdown_signals(handler: Callable[[], None]) -> Iterator[None]:
-    """SIGTERM and SIGINT call `handler` while inside."""
-    loop = asyncio.get_running_loop()
-    for sig in SHUTDOWN_SIGNALS:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, handler)
-    try:
-        yield
-    finally:
-        for sig in SHUTDOWN_SIGNALS:
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
 
 
 def _shorten(message: str | bytes, limit: int = 200) -> str:
