@@ -49,7 +49,9 @@ class Container(containers.DeclarativeContainer):
     inference = providers.Singleton(OpenAIInference, openai)
     probe = providers.Singleton(HttpVllmProbe, http, setting.vllm_base_url)
     diagnostics = providers.Factory(Diagnostics, probe, inference, setting.VLLM_SERVED_MODEL_NAME)
-    queue = providers.Singleton(WebSocketQueue, setting.queue_url, setting.api_token)
+    queue = providers.Singleton(
+        WebSocketQueue, setting.queue_url, setting.api_token, ping_interval=setting.ping_interval
+    )
     heartbeats = providers.Singleton(
         HttpHeartbeats,
         http,

@@ -26,6 +26,8 @@ class HttpPayloadStore:
             return json.loads(body)
         except ValueError as error:
             raise PayloadTransferFailed(f"not JSON: {error}") from None
+        except RecursionError:
+            raise PayloadTransferFailed("not JSON the worker reads: nested too deeply") from None
 
     async def _read_capped(self, response: httpx.Response) -> bytes:
         chunks: list[bytes] = []

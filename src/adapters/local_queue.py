@@ -121,6 +121,11 @@ class LocalQueue:
             timeout=timeout,
         )
 
+    def freeze(self) -> None:
+        """Stops reading from every worker: pings go unanswered, as from a queue that hangs."""
+        for connection in self._workers:
+            connection.transport.pause_reading()
+
     async def disconnect_workers(self) -> None:
         for connection in list(self._workers):
             await connection.close()

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from application.settings import is_secret_name
+from domain.untrusted import escape_controls
 
 NOISY_LOGGERS = ("httpx", "httpcore", "httpx2", "openai", "websockets", "asyncio")
 MIN_SECRET_LENGTH = 4
@@ -58,9 +59,17 @@ class JsonFormatter(logging.Formatter):
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
+class TextFormatter(logging.Formatter):
+    """One event, one line: control characters in the message are escaped, so no input can forge a line."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+
 def configure_logging(log_format: str = "text", level: str = "INFO", environ: Mapping[str, str] | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter(TEXT_FORMAT))
     handler.addFilter(SecretMasker(secret_values(os.environ if environ is None else environ)))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from application.ports import QueueRejected
 from domain.frames import OutboundFrame, encode
 from domain.outbox import Outbox
+from domain.untrusted import shown, without_credentials
 
 log = logging.getLogger("worker.queue")
 
@@ -48,6 +49,7 @@ class WebSocketQueue:
         outbox_limit: int = 10_000,
         stable_after: float = 10.0,
         max_frame_bytes: int = 32 * 1024 * 1024,
+        ping_interval: float = 3.75,
     ) -> None:
         self.url = url
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -55,11 +57,16 @@ class WebSocketQueue:
         self.outbox = Outbox(outbox_limit)
         self.stable_after = stable_after
         self.max_frame_bytes = max_frame_bytes
+        self.ping_interval = ping_interval
         self._pending = asyncio.Event()
         self._empty = asyncio.Event()
         self._empty.set()
         self._closing = asyncio.Event()
         self._connection: ClientConnection | None = None
+
+    @property
+    def shown_url(self) -> str:
+        return without_credentials(self.url)
 
     def send(self, frame: OutboundFrame) -> None:
         dropped = self.outbox.put(frame)
@@ -105,7 +112,13 @@ class WebSocketQueue:
         """One connection from handshake to close; when it was made, or None if it never was."""
         try:
             async with connect(
-                self.url, additional_headers=self.headers, proxy=None, max_size=self.max_frame_bytes
+                self.url,
+                additional_headers=self.headers,
+                proxy=None,
+                max_size=self.max_frame_bytes,
+                ping_interval=self.ping_interval,
+                ping_timeout=2 * self.ping_interval,
+                close_timeout=self.ping_interval,
             ) as connection:
                 connected_at = time.monotonic()
                 await self._serve(connection, on_connect, on_message)
@@ -113,10 +126,10 @@ class WebSocketQueue:
         except InvalidStatus as error:
             status = error.response.status_code
             if status in REFUSED_FOR_GOOD:
-                raise QueueRejected(f"handshake refused with HTTP {status} at {self.url}") from None
+                raise QueueRejected(f"handshake refused with HTTP {status} at {self.shown_url}") from None
             log.warning("queue: handshake refused with HTTP %d", status)
         except (OSError, TimeoutError, InvalidHandshake) as error:
-            log.warning("queue: cannot connect to %s: %s", self.url, error or type(error).__name__)
+            log.warning("queue: cannot connect to %s: %s", self.shown_url, error or type(error).__name__)
         return None
 
     async def _serve(
@@ -128,7 +141,7 @@ class WebSocketQueue:
         try:
             for frame in on_connect():
                 await connection.send(encode(frame))
-            log.info("queue: connected to %s and registered", self.url)
+            log.info("queue: connected to %s and registered", self.shown_url)
             self._connection = connection
             writer = asyncio.create_task(self._write(connection))
             try:
@@ -138,7 +151,7 @@ class WebSocketQueue:
                 writer.cancel()
                 self._connection = None
         except ConnectionClosed as closed:
-            log.warning("queue: connection closed (%s)", closed.rcvd or "no close frame")
+            log.warning("queue: connection closed (%s)", shown(closed.rcvd) if closed.rcvd else "no close frame")
         if not self._closing.is_set():
             log.warning("queue: disconnected")
 

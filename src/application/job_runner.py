@@ -57,7 +57,7 @@ class JobRunner:
             reason = f"payload must be a JSON object, got {type(payload).__name__}"
             raise JobFailed(ErrorCategory.INVALID_PAYLOAD, reason)
         kind, job_type = resolve_kind(job.job_type, payload)
-        request = validate_payload(kind.payload, payload)
+        request = validate_payload(kind.payload, payload, echo=job.payload_url is None)  # fetched data is not echoed
         output = await self.inference.infer(kind.route, request.request_body(self.served_model))
         return results.job_result(kind, job_type, job.config_id, output, self.now())
 

@@ -16,9 +16,11 @@ from domain.errors import ErrorCategory
 from domain.frames import OutboundFrame
 from domain.jobs import Job
 from domain.rules import Failure, HealthWatch, HeartbeatStatus, ShutdownStep, Thresholds
+from domain.untrusted import WarningBudget, shown
 from domain.worker import CancelJob, Command, Ignored, RunningJob, Send, StartJob, Worker, WorkerState
 
 log = logging.getLogger("worker")
+UNKNOWN_TYPES_REMEMBERED = 64
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class WorkerService:
         self._failed = asyncio.Event()
         self._disconnected_since: float | None = None
         self._unknown_types: set[str] = set()
+        self._warnings = WarningBudget()
 
     # Events from outside: signals, and the supervisor watching vLLM.
 
@@ -180,17 +183,29 @@ class WorkerService:
         try:
             frame = frames.parse_frame(message)
         except frames.MalformedFrame as malformed:
-            log.warning("queue: skipped malformed frame (%s): %s", malformed, _shorten(message))
+            self._warn("queue: skipped malformed frame (%s): %s", shown(malformed), shown(message))
             return
         if isinstance(frame, Job):
             self._execute(self.worker.receive(frame, self.clock()))
         elif isinstance(frame, frames.JobRevoked):
             self._execute(self.worker.revoke(frame.job_id, frame.reason))
+        elif isinstance(frame, frames.BadJob):
+            self._execute(self.worker.refuse_bad(frame))
         elif isinstance(frame, frames.QueueError):
-            log.warning("queue reports an error: %s", frame.message)
-        elif frame.type not in self._unknown_types:
-            self._unknown_types.add(frame.type)
-            log.warning("queue: ignoring frames of unknown type %r", frame.type)
+            self._warn("queue reports an error: %s", shown(frame.message))
+        elif (kind := shown(frame.type, 80)) not in self._unknown_types:
+            if len(self._unknown_types) < UNKNOWN_TYPES_REMEMBERED:
+                self._unknown_types.add(kind)
+            self._warn("queue: ignoring frames of unknown type %s", kind)
+
+    def _warn(self, message: str, *args: object) -> None:
+        """Warnings about what the queue sent, at most a burst a minute: the queue cannot flood the log."""
+        held_back = self._warnings.allow(self.clock())
+        if held_back is None:
+            return
+        if held_back:
+            log.warning("queue: %d more warnings were not written", held_back)
+        log.warning(message, *args)
 
     def _execute(self, commands: list[Command]) -> None:
         for command in commands:
@@ -248,8 +263,3 @@ class WorkerService:
                 log.warning("vLLM /health %s", "answers again" if healthy else "does not answer: pausing dispatch")
                 self._execute(self.worker.vllm_healthy() if healthy else self.worker.vllm_unhealthy())
         self.fail(self.health.failure())
-
-
-def _shorten(message: str | bytes, limit: int = 200) -> str:
-    text = message if isinstance(message, str) else repr(message)
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"

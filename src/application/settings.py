@@ -1,14 +1,17 @@
 """The worker's configuration, read from the environment, with the seed's defaults."""
 
+import ipaddress
 import os
 import socket
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any, Self, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.leases import default_renew_after
+from domain.untrusted import without_credentials
 from domain.vllm import serve_command
 
 SECRET_NAME_PARTS = ("TOKEN", "KEY", "SECRET", "PASSWORD", "AUTH")
@@ -83,6 +86,9 @@ class Settings(VllmSettings):
     VLLM_EXTRA_ARGS: str = ""
     VLLM_SERVE_COMMAND: Annotated[str, Field(min_length=1)] = "vllm"
 
+    CASOLA_QUEUE_KEEPALIVE: Annotated[float, Field(ge=3)] = 15.0
+    CASOLA_ALLOW_INSECURE_TRANSPORT: bool = False
+
     @field_validator("CASOLA_WS_URL")
     @classmethod
     def _websocket_url(cls, url: str) -> str:
@@ -100,6 +106,19 @@ class Settings(VllmSettings):
         return url.rstrip("/")
 
     @model_validator(mode="after")
+    def _no_token_in_clear(self) -> Self:
+        """ws:// and http:// would carry the bearer token in clear: only to loopback, unless the operator opts out."""
+        if self.CASOLA_ALLOW_INSECURE_TRANSPORT:
+            return self
+        for name, url in (("CASOLA_WS_URL", self.CASOLA_WS_URL), ("CASOLA_API_URL", self.CASOLA_API_URL)):
+            if url is not None and url.startswith(("ws://", "http://")) and not is_loopback_url(url):
+                raise ValueError(
+                    f"{name}: {url.split(':')[0]}:// to a host that is not loopback would send the token in clear; "
+                    "use wss:// or https://, or set CASOLA_ALLOW_INSECURE_TRANSPORT=1"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _renew_before_lease_ends(self) -> Self:
         if self.CASOLA_RENEW_LEASE_AFTER is not None and self.CASOLA_RENEW_LEASE_AFTER >= self.CASOLA_LEASE_SECONDS:
             raise ValueError(
@@ -114,7 +133,15 @@ class Settings(VllmSettings):
 
     @property
     def queue_url(self) -> str:
-        return self.CASOLA_WS_URL.rstrip("/") + "/ws"
+        """`{CASOLA_WS_URL}/ws`: the path gets `/ws`, any query stays after it."""
+        parts = urlsplit(self.CASOLA_WS_URL)
+        return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/ws"))
+
+    @property
+    def ping_interval(self) -> float:
+        """A ping every quarter of CASOLA_QUEUE_KEEPALIVE, its pong awaited for two quarters, the close for one:
+        a silent queue is noticed within CASOLA_QUEUE_KEEPALIVE seconds."""
+        return self.CASOLA_QUEUE_KEEPALIVE / 4
 
     @property
     def request_timeout(self) -> float:
@@ -141,6 +168,16 @@ class Settings(VllmSettings):
         return {name: mask(name, value) for name, value in self.model_dump().items()}
 
 
+def is_loopback_url(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def is_secret_name(name: str) -> bool:
     return any(part in name.upper() for part in SECRET_NAME_PARTS)
 
@@ -148,7 +185,7 @@ def is_secret_name(name: str) -> bool:
 def mask(name: str, value: Any) -> Any:
     if isinstance(value, SecretStr) or (is_secret_name(name) and value):
         return "***" if value else None
-    return value
+    return without_credentials(value) if isinstance(value, str) else value
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -178,6 +215,6 @@ def describe(error: ValidationError) -> str:
         elif not item["loc"]:
             problems.append(item["msg"].removeprefix("Value error, "))
         else:
-            shown = "***" if is_secret_name(name) else repr(item["input"])
+            shown = "***" if is_secret_name(name) else without_credentials(repr(item["input"]))
             problems.append(f"{name}={shown}: {item['msg'].removeprefix('Value error, ')}")
     return "; ".join(problems)

@@ -4,13 +4,20 @@ This module is the only place that knows the wire format.
 """
 
 import json
+import re
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from domain.jobs import Job, JobMode
 from domain.payloads import describe_validation_error
+from domain.untrusted import shown
+
+MAX_FENCE_TOKEN = 2**63 - 1  # int64, as the queue stores it
+MAX_JOB_ID_LENGTH = 256
+JobId = Annotated[str, Field(min_length=1, max_length=MAX_JOB_ID_LENGTH)]
+FenceToken = Annotated[int, Field(strict=True, ge=0, le=MAX_FENCE_TOKEN)]
 
 # The queue's frames.
 
@@ -35,24 +42,44 @@ class UnknownFrame:
     type: str
 
 
-InboundFrame = Job | JobRevoked | QueueError | UnknownFrame
+@dataclass(frozen=True)
+class BadJob:
+    """A job frame with a readable id and mode but a field that is wrong: the job fails, the frame is not lost."""
+
+    job_id: str
+    mode: JobMode
+    fence_token: int
+    reason: str
+
+
+InboundFrame = Job | JobRevoked | QueueError | UnknownFrame | BadJob
 
 
 class _JobFrame(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    job_id: str
+    job_id: JobId
     mode: Literal["transient", "persisted"]
     config_id: str = ""
-    fence_token: int = 0
+    fence_token: FenceToken = 0
     payload: Any = None
     payload_url: str | None = None
     result_upload_url: str | None = None
     job_type: str | None = None
 
+    @field_validator("payload_url", "result_upload_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not _HTTP_URL.match(url):
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return url
+
+
+_HTTP_URL = re.compile(r"^https?://(\[[0-9a-fA-F:.]+\]|[^\s/?#\[\]@]+@?[^\s/?#\[\]]*)(:\d{1,5})?([/?#]\S*)?$")
+
 
 class _JobRevokedFrame(BaseModel):
-    job_id: str
+    job_id: JobId
     reason: str = ""
 
 
@@ -66,6 +93,8 @@ def parse_frame(text: str | bytes) -> InboundFrame:
         data = json.loads(text)
     except (ValueError, UnicodeDecodeError) as error:
         raise MalformedFrame(f"not JSON: {error}") from None
+    except RecursionError:
+        raise MalformedFrame("not JSON the worker reads: nested too deeply") from None
     if not isinstance(data, dict):
         raise MalformedFrame(f"not a JSON object but {type(data).__name__}")
     frame_type = data.get("type")
@@ -73,8 +102,24 @@ def parse_frame(text: str | bytes) -> InboundFrame:
         raise MalformedFrame("no string field 'type'")
     try:
         return _parse_typed(frame_type, data)
-    except ValidationError as error:
-        raise MalformedFrame(f"{frame_type}: {describe_validation_error(error)}") from None
+    except (ValidationError, MalformedFrame) as error:
+        reason = describe_validation_error(error) if isinstance(error, ValidationError) else str(error)
+        if frame_type == "job" and (bad := _bad_job(data, reason)) is not None:
+            return bad
+        raise MalformedFrame(f"{frame_type}: {reason}") from None
+
+
+def _bad_job(data: dict[str, Any], reason: str) -> BadJob | None:
+    """The job as a `BadJob` when its id and mode can be read, so a held transient request is answered."""
+    job_id, mode, fence = data.get("job_id"), data.get("mode"), data.get("fence_token")
+    if (
+        not isinstance(job_id, str)
+        or not 0 < len(job_id) <= MAX_JOB_ID_LENGTH
+        or mode not in ("transient", "persisted")
+    ):
+        return None
+    readable = isinstance(fence, int) and not isinstance(fence, bool) and 0 <= fence <= MAX_FENCE_TOKEN
+    return BadJob(job_id, JobMode(mode), fence if readable and isinstance(fence, int) else 0, shown(reason, 500))
 
 
 def _parse_typed(frame_type: str, data: dict[str, Any]) -> InboundFrame:
@@ -90,7 +135,7 @@ def _parse_typed(frame_type: str, data: dict[str, Any]) -> InboundFrame:
 
 def _job_from(frame: _JobFrame) -> Job:
     if frame.payload is None and frame.payload_url is None:
-        raise MalformedFrame("job: neither 'payload' nor 'payload_url' given")
+        raise MalformedFrame("neither 'payload' nor 'payload_url' given")
     return Job(
         job_id=frame.job_id,
         mode=JobMode(frame.mode),

@@ -1,10 +1,12 @@
 """Job payloads: one pydantic model per kind, with the seed's ranges and defaults, and the request it makes."""
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from domain.errors import ErrorCategory, JobFailed
+from domain.untrusted import shown
 
 
 class JobPayload(BaseModel):
@@ -58,26 +60,36 @@ class EmbeddingsPayload(JobPayload):
     input: str | Annotated[list[str], Field(min_length=1)]
 
 
-def validate_payload(model: type[JobPayload], payload: Any) -> JobPayload:
-    """The payload as `model`, or a `JobFailed` naming what is wrong."""
+def validate_payload(model: type[JobPayload], payload: Any, echo: bool = True) -> JobPayload:
+    """The payload as `model`, or a `JobFailed` naming what is wrong; `echo=False` keeps the values out of it."""
     if not isinstance(payload, dict):
         raise JobFailed(ErrorCategory.INVALID_PAYLOAD, f"payload must be a JSON object, got {type(payload).__name__}")
+    _check_strict_json(payload)
     try:
         return model.model_validate(payload)
     except ValidationError as error:
-        raise JobFailed(ErrorCategory.INVALID_PAYLOAD, describe_validation_error(error)) from None
+        raise JobFailed(ErrorCategory.INVALID_PAYLOAD, describe_validation_error(error, echo)) from None
 
 
-def describe_validation_error(error: ValidationError) -> str:
-    """Names each wrong field and why, e.g. `temperature: must be <= 2 (got 3.5)`."""
+def _check_strict_json(payload: dict[str, Any]) -> None:
+    """What vLLM cannot read: NaN and Infinity, and strings that are not valid UTF-8 (lone surrogates)."""
+    try:
+        json.dumps(payload, allow_nan=False).encode()
+    except UnicodeEncodeError:
+        raise JobFailed(ErrorCategory.INVALID_PAYLOAD, "a string holds a lone surrogate (not valid UTF-8)") from None
+    except ValueError:
+        raise JobFailed(ErrorCategory.INVALID_PAYLOAD, "NaN and Infinity are not JSON numbers vLLM reads") from None
+
+
+def describe_validation_error(error: ValidationError, echo: bool = True) -> str:
+    """Names each wrong field and why, e.g. `temperature: must be <= 2 (got 3.5)`; the value only with `echo`."""
     problems = []
     for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "payload"
-        got = f" (got {_shorten(item['input'])})" if item["type"] != "missing" else ""
-        problems.append(f"{field}: {item['msg']}{got}")
+        field = shown(".".join(str(part) for part in item["loc"]) or "payload", 100)
+        got = f" (got {_echoed(item['input'])})" if echo and item["type"] != "missing" else ""
+        problems.append(f"{field}: {item['msg'].removeprefix('Value error, ')}{got}")
     return "; ".join(problems)
 
 
-def _shorten(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _echoed(value: Any) -> str:
+    return shown(repr(value[:100] if isinstance(value, str) else value), 60)

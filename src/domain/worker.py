@@ -5,8 +5,8 @@ from enum import StrEnum
 from typing import Any
 
 from domain.errors import ErrorCategory, job_error_text
-from domain.frames import Drain, JobError, JobProgress, OutboundFrame, Pause, Register, Resume
-from domain.jobs import Job
+from domain.frames import BadJob, Drain, JobError, JobProgress, OutboundFrame, Pause, Register, Resume
+from domain.jobs import Job, JobMode
 from domain.leases import Lease
 
 
@@ -118,7 +118,7 @@ class Worker:
 
     def receive(self, job: Job, now: float) -> list[Command]:
         existing = self.running.get(job.job_id)
-        if existing is not None:
+        if existing is not None and not existing.revoked:  # a revoked attempt no longer blocks a new one
             return [self._duplicate(existing, job, now)]
         if not self.accepting:
             return self._refuse(job, ErrorCategory.SHUTTING_DOWN, "worker is draining")
@@ -141,6 +141,12 @@ class Worker:
         if job.persisted:
             return [Ignored(job.job_id, f"{reason}; persisted job left for redelivery")]
         return [Send(JobError(job.job_id, job.fence_token, job_error_text(category, reason)))]
+
+    def refuse_bad(self, bad: BadJob) -> list[Command]:
+        """A job frame with a wrong field: a transient caller is told which; a persisted job is redelivered."""
+        if bad.mode is JobMode.PERSISTED or bad.job_id in self.running:
+            return [Ignored(bad.job_id, f"bad job frame, nothing sent: {bad.reason}")]
+        return [Send(JobError(bad.job_id, bad.fence_token, job_error_text(ErrorCategory.INVALID_PAYLOAD, bad.reason)))]
 
     def revoke(self, job_id: str, reason: str) -> list[Command]:
         running = self.running.get(job_id)

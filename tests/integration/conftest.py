@@ -87,7 +87,11 @@ async def start_worker(queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi
         settings: Settings = load_settings(worker_environment(queue, fake_vllm, fake_api, **overrides))
         container = Container(settings=settings)
         container.timings.override(FAST)
-        container.queue.override(WebSocketQueue(settings.queue_url, settings.api_token, Backoff(0.1, 0.5)))
+        container.queue.override(
+            WebSocketQueue(
+                settings.queue_url, settings.api_token, Backoff(0.1, 0.5), ping_interval=settings.ping_interval
+            )
+        )
         await container.init_resources()
         service = await container.service()
         running = RunningWorker(service, asyncio.create_task(service.run()))

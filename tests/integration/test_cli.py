@@ -188,7 +188,7 @@ def test_check_vllm_reports_each_step(fake_vllm: FakeVllm) -> None:
 
 def test_launch_vllm_builds_the_serve_command_once() -> None:
     environment = {
-        "CASOLA_WS_URL": "ws://q",
+        "CASOLA_WS_URL": "wss://q",
         "CASOLA_CONFIG_ID": "c",
         "VLLM_MODEL": "org/m",
         "VLLM_EXTRA_ARGS": "--x 'a b'",

@@ -335,3 +335,17 @@ async def test_vllm_never_ready_reports_error(
     assert fake_api.statuses() == ["starting", "error"]
     assert "VLLM_STARTUP_TIMEOUT" in fake_api.heartbeats[-1]["error_message"]
     assert queue.received == []
+
+
+async def test_a_frozen_queue_is_noticed_within_the_keepalive(
+    queue: LocalQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+) -> None:
+    fake_vllm.behaviour.delay = 6.0  # the job ends after the worker noticed (a result written into the frozen socket
+    await start_worker(CASOLA_QUEUE_KEEPALIVE=3)  # before that would be lost: the protocol has no acknowledgement)
+    await queue.push(chat_job("during", chat()))
+    queue.freeze()  # the socket stays open, nothing is read: pings go unanswered
+    frozen_at = asyncio.get_running_loop().time()
+    await queue.wait_for(lambda frame: frame["type"] == "register" and frame is not queue.received[0], timeout=10)
+    assert asyncio.get_running_loop().time() - frozen_at < 3 + 1.5  # keepalive plus a reconnect backoff
+    result = await queue.wait_for_type("job_result", "during")  # the running job went on and its result came
+    assert queue.received.index(result) > 1

@@ -1,8 +1,10 @@
 """Parsing the queue's frames: jobs, revokes, errors, unknown types and malformed input."""
 
+import json
+
 import pytest
 
-from domain.frames import JobRevoked, MalformedFrame, QueueError, UnknownFrame, parse_frame
+from domain.frames import BadJob, JobRevoked, MalformedFrame, QueueError, UnknownFrame, parse_frame
 from domain.jobs import Job, JobMode
 
 
@@ -20,6 +22,10 @@ def test_other_frames() -> None:
     assert parse_frame('{"type": "welcome", "x": 1}') == UnknownFrame("welcome")
 
 
+def job_frame_text(job_id: str) -> str:
+    return json.dumps({"type": "job", "job_id": job_id, "mode": "transient", "payload": {}})
+
+
 MALFORMED = [
     ("{not json", "not JSON"),
     ("[1, 2]", "not a JSON object but list"),
@@ -27,8 +33,15 @@ MALFORMED = [
     ('{"type": 5}', "no string field 'type'"),
     ('{"type": "job", "mode": "transient", "payload": {}}', "job: job_id: Field required"),
     ('{"type": "job", "job_id": "j", "mode": "forever", "payload": {}}', "job: mode: Input should be"),
-    ('{"type": "job", "job_id": "j", "mode": "transient", "fence_token": "x", "payload": {}}', "job: fence_token"),
-    ('{"type": "job", "job_id": "j", "mode": "transient"}', "neither 'payload' nor 'payload_url'"),
+    ('{"type": "job", "job_id": "", "mode": "transient", "payload": {}}', "job: job_id: String should have at least"),
+    (
+        '{"type": "job", "job_id": "' + "x" * 257 + '", "mode": "transient", "payload": {}}',
+        "job: job_id: String should",
+    ),
+    ('{"type": "job", "job_id": 5, "mode": "transient", "payload": {}}', "job: job_id: Input should be a valid string"),
+    ("[" * 1000 + "]" * 1000, "nested too deeply"),
+    ('{"type": "job", "job_id": "j", "payload": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply"),
+    ('{"type": "job_revoked", "job_id": ""}', "job_revoked: job_id: String should have at least 1"),
     ('{"type": "job_revoked"}', "job_revoked: job_id: Field required"),
     (b"\xff\xfe", "not JSON"),
 ]
@@ -38,3 +51,42 @@ MALFORMED = [
 def test_malformed_frames_say_what_is_wrong(text: str, why: str) -> None:
     with pytest.raises(MalformedFrame, match=why.replace("(", r"\(")):
         parse_frame(text)
+
+
+def job_frame(**fields: object) -> str:
+    return json.dumps({"type": "job", "job_id": "j", "mode": "transient", "payload": {}} | fields)
+
+
+BAD_JOBS = [
+    # (fields over a valid transient job, fence token the error carries, start of the reason)
+    ({"fence_token": "7"}, 0, "fence_token: Input should be a valid integer (got '7')"),
+    ({"fence_token": 3.0}, 0, "fence_token: Input should be a valid integer"),
+    ({"fence_token": True}, 0, "fence_token: Input should be a valid integer"),
+    ({"fence_token": None}, 0, "fence_token: Input should be a valid integer"),
+    ({"fence_token": -5}, 0, "fence_token: Input should be greater than or equal to 0"),
+    ({"fence_token": 2**80}, 0, "fence_token: Input should be less than or equal to 9223372036854775807"),
+    ({"fence_token": 4, "job_type": 5}, 4, "job_type: Input should be a valid string"),
+    ({"fence_token": 4, "payload": None}, 4, "neither 'payload' nor 'payload_url' given"),
+    ({"payload_url": "http://[::1"}, 0, "payload_url: must be an http:// or https:// URL with a host"),
+    ({"payload_url": "file:///etc/passwd"}, 0, "payload_url: must be an http:// or https:// URL"),
+    ({"result_upload_url": "ftp://x/y"}, 0, "result_upload_url: must be an http:// or https:// URL"),
+]
+
+
+@pytest.mark.parametrize(("fields", "fence", "reason"), BAD_JOBS)
+def test_a_job_with_a_readable_id_and_a_bad_field_is_a_bad_job(
+    fields: dict[str, object], fence: int, reason: str
+) -> None:
+    bad = parse_frame(job_frame(**fields))
+    assert isinstance(bad, BadJob) and (bad.job_id, bad.mode, bad.fence_token) == ("j", JobMode.TRANSIENT, fence)
+    assert bad.reason.startswith(reason), bad.reason
+
+
+def test_fence_tokens_up_to_int64_are_accepted() -> None:
+    assert parse_frame(job_frame(fence_token=2**63 - 1)).fence_token == 2**63 - 1  # type: ignore[union-attr]
+    assert parse_frame(job_frame(fence_token=0)).fence_token == 0  # type: ignore[union-attr]
+
+
+def test_credentials_in_a_bad_url_are_not_repeated() -> None:
+    bad = parse_frame(job_frame(payload_url="https://user:hunter2@x y/?token=abc"))
+    assert isinstance(bad, BadJob) and "hunter2" not in bad.reason and "abc" not in bad.reason

@@ -55,7 +55,7 @@ class Bed:
 
 def bed(queue: FakeQueue | None = None, **variables: Any) -> Bed:
     environment = {
-        "CASOLA_WS_URL": "ws://queue.fake",
+        "CASOLA_WS_URL": "ws://127.0.0.1:9",
         "CASOLA_CONFIG_ID": "cfg",
         "CASOLA_INSTANCE_ID": "w1",
         "VLLM_MODEL": "tiny",

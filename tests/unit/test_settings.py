@@ -31,7 +31,7 @@ def test_instance_id_defaults_to_the_container_id(monkeypatch: pytest.MonkeyPatc
 
 
 def test_queue_url_has_no_double_slash() -> None:
-    assert load_settings({**REQUIRED, "CASOLA_WS_URL": "ws://q:1/"}).queue_url == "ws://q:1/ws"
+    assert load_settings({**REQUIRED, "CASOLA_WS_URL": "wss://q:1/"}).queue_url == "wss://q:1/ws"
 
 
 def test_renew_after_can_be_set() -> None:
@@ -71,3 +71,48 @@ def test_secrets_are_masked() -> None:
     masked = settings.masked()
     assert masked["CASOLA_API_TOKEN"] == "***" and masked["VLLM_API_KEY"] == "***"
     assert "tok-123456" not in repr(masked) and "tok-123456" not in repr(settings)
+
+
+TRANSPORT = [
+    # (variables, accepted)
+    ({"CASOLA_WS_URL": "wss://queue.example"}, True),
+    ({"CASOLA_WS_URL": "ws://127.0.0.1:8765"}, True),
+    ({"CASOLA_WS_URL": "ws://localhost:8765"}, True),
+    ({"CASOLA_WS_URL": "ws://[::1]:8765"}, True),
+    ({"CASOLA_WS_URL": "ws://queue.example"}, False),
+    ({"CASOLA_WS_URL": "ws://10.0.0.5"}, False),
+    ({"CASOLA_API_URL": "http://api.example"}, False),
+    ({"CASOLA_API_URL": "http://127.0.0.1:9000"}, True),
+    ({"CASOLA_WS_URL": "ws://queue.example", "CASOLA_ALLOW_INSECURE_TRANSPORT": "1"}, True),
+]
+
+
+@pytest.mark.parametrize(("variables", "accepted"), TRANSPORT)
+def test_the_token_goes_in_clear_only_to_loopback_or_when_the_operator_opts_out(
+    variables: dict[str, str], accepted: bool
+) -> None:
+    if accepted:
+        load_settings({**REQUIRED, **variables})
+        return
+    with pytest.raises(ConfigurationError, match="would send the token in clear; use wss:// or https://"):
+        load_settings({**REQUIRED, **variables})
+
+
+def test_the_queue_path_goes_before_the_query() -> None:
+    settings = load_settings({**REQUIRED, "CASOLA_WS_URL": "wss://queue.example/base/?region=us"})
+    assert settings.queue_url == "wss://queue.example/base/ws?region=us"
+
+
+def test_url_credentials_are_masked_in_the_logged_configuration_and_in_errors() -> None:
+    variables = {"CASOLA_WS_URL": "wss://queue.example/?token=s3cret", "CASOLA_API_URL": "https://u:pw0rd@api.x"}
+    masked = load_settings({**REQUIRED, **variables}).masked()
+    assert "s3cret" not in str(masked) and "pw0rd" not in str(masked)
+    with pytest.raises(ConfigurationError) as error:
+        load_settings({**REQUIRED, "CASOLA_WS_URL": "https://u:pw0rd@queue.example"})
+    assert "pw0rd" not in str(error.value)
+
+
+def test_a_silent_queue_is_noticed_within_the_keepalive() -> None:
+    settings = load_settings({**REQUIRED, "CASOLA_QUEUE_KEEPALIVE": "15"})
+    assert settings.ping_interval * (1 + 2 + 1) == 15  # ping, pong awaited, close awaited
+    assert load_settings(REQUIRED).CASOLA_QUEUE_KEEPALIVE == 15

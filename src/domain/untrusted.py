@@ -1,0 +1,48 @@
+"""Strings from the queue and from payload URLs: shown shortened and escaped, never raw."""
+
+import re
+
+SHOWN_LIMIT = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_URL_USERINFO = re.compile(r"(?<=://)[^/\s@]*@")
+_SECRET_QUERY = re.compile(r"(?i)([?&][^=&\s]*(?:token|key|secret|password|auth|sig)[^=&\s]*=)[^&\s#]*")
+
+
+def without_credentials(text: str) -> str:
+    """`user:password@` in URLs and the values of secret-looking query parameters, replaced by ***."""
+    return _SECRET_QUERY.sub(r"\1***", _URL_USERINFO.sub("***@", text))
+
+
+def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
+    """`value` as one printable line of at most about `limit` characters: control characters escaped."""
+    text = value if isinstance(value, str) else repr(value)
+    escaped = escape_controls(without_credentials(text[: limit + 100])[:limit])
+    return escaped if len(text) <= limit else f"{escaped}... ({len(text)} chars)"
+
+
+def escape_controls(text: str) -> str:
+    """Control characters (newlines, ESC, NUL, ...) and lone surrogates as escapes: one line stays one line."""
+    escaped = _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
+    return escaped.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class WarningBudget:
+    """At most `burst` warnings in any `window` seconds; the rest are counted, not written."""
+
+    def __init__(self, burst: int = 20, window: float = 60.0) -> None:
+        self.burst = burst
+        self.window = window
+        self.window_start = float("-inf")
+        self.written = 0
+        self.held_back = 0
+
+    def allow(self, now: float) -> int | None:
+        """None to hold this warning back; else how many were held back since the last one written."""
+        if now - self.window_start >= self.window:
+            self.window_start, self.written = now, 0
+        if self.written >= self.burst:
+            self.held_back += 1
+            return None
+        self.written += 1
+        held, self.held_back = self.held_back, 0
+        return held

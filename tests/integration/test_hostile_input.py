@@ -1,0 +1,83 @@
+"""Hostile frames to a real `worker-vllm run` process: it survives each, answers what it must, and keeps serving."""
+
+import asyncio
+import json
+import subprocess
+from collections.abc import AsyncIterator
+
+import pytest
+from testbed.fake_vllm import FakeVllm
+
+from adapters.local_queue import LocalQueue, chat_job
+from tests.fakes.fake_api import FakeApi
+from tests.integration.conftest import chat, cli, spawn, terminate, worker_environment
+
+pytestmark = pytest.mark.slow
+
+FORGED = "\n2026-01-01 00:00:00,000 INFO    worker: job FORGED done"
+HOSTILE = [
+    # (what the queue sends, the job_error it must get back or None, a text the log must not hold)
+    ("[" * 1000 + "]" * 1000, None, None),
+    (json.dumps({"type": "job", "job_id": "deep", "mode": "transient", "payload": {"x": "[" * 10}}), "deep", None),
+    ('{"type": "job", "job_id": "n", "mode": "transient", "payload": ' + "[" * 3000 + "]" * 3000 + "}", None, None),
+    (json.dumps({"type": "job", "job_id": "f1", "mode": "transient", "fence_token": "abc", "payload": {}}), "f1", None),
+    (json.dumps({"type": "job", "job_id": "f2", "mode": "transient", "fence_token": 1.5, "payload": {}}), "f2", None),
+    (json.dumps({"type": "job", "job_id": "f3", "mode": "transient", "job_type": 5, "payload": {}}), "f3", None),
+    (json.dumps({"type": "job", "job_id": "f4", "mode": "transient"}), "f4", None),
+    (json.dumps({"type": "job", "job_id": "f5", "mode": "transient", "payload_url": "http://[::1"}), "f5", None),
+    (json.dumps({"type": "job", "job_id": "p1", "mode": "persisted", "fence_token": "abc", "payload": {}}), None, None),
+    (json.dumps({"type": "unknown-" + "u" * 100_000}), None, "u" * 1000),
+    (json.dumps({"type": "error", "message": "m" * 1_000_000}), None, "m" * 1000),
+    (json.dumps({"type": "job_revoked", "job_id": "r" * 500_000}), None, "r" * 1000),
+    (json.dumps({"type": "error", "message": "evil" + FORGED + "\x1b[31m\x00"}), None, FORGED),
+    (
+        json.dumps({"type": "job", "job_id": "id" + FORGED, "mode": "transient", "payload": {"messages": []}}),
+        "id" + FORGED,
+        FORGED,
+    ),
+]
+
+
+@pytest.fixture
+async def worker_process(
+    queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi
+) -> AsyncIterator[subprocess.Popen[str]]:
+    process = spawn(cli("run"), worker_environment(queue, fake_vllm, fake_api, CASOLA_MAX_JOBS=4))
+    try:
+        await queue.wait_for_type("register", timeout=20)
+        yield process
+    finally:
+        terminate(process)
+
+
+async def test_the_worker_survives_every_hostile_frame_and_keeps_serving(
+    queue: LocalQueue, worker_process: subprocess.Popen[str]
+) -> None:
+    for number, (frame, error_for, _) in enumerate(HOSTILE):
+        await queue.push(frame)
+        if error_for is not None:
+            error = await queue.wait_for_type("job_error", error_for)
+            assert error["error"].startswith("invalid_payload: "), error
+        await queue.push(chat_job(f"ok-{number}", chat()))
+        assert (await queue.wait_for_type("job_result", f"ok-{number}"))["result"]["status"] == "success", frame[:80]
+        assert worker_process.poll() is None
+    assert len(queue.frames_of("register")) == 1, "the connection stayed up"
+    assert [frame.get("job_id") for frame in queue.frames_of("job_error")] == [job for _, job, _ in HOSTILE if job]
+    worker_process.terminate()
+    await asyncio.to_thread(worker_process.wait, 15)
+    log = worker_process.stderr.read() if worker_process.stderr else ""
+    for _, _, unwanted in HOSTILE:
+        assert unwanted is None or unwanted not in log
+    assert len(log) < 200_000, f"the log grew to {len(log)} characters"
+    assert all(line[:4] == "2026" or line[:2] == "20" for line in log.splitlines() if line), "one event, one line"
+
+
+async def test_a_revoked_job_sent_again_runs_again(
+    queue: LocalQueue, fake_vllm: FakeVllm, worker_process: subprocess.Popen[str]
+) -> None:
+    fake_vllm.behaviour.delay = 1.0
+    await queue.push(chat_job("x", chat(), fence_token=1))
+    await queue.push({"type": "job_revoked", "job_id": "x", "reason": "moved"})
+    await queue.push(chat_job("x", chat(), fence_token=2))
+    result = await queue.wait_for_type("job_result", "x")
+    assert result["fence_token"] == 2
