@@ -49,8 +49,9 @@ class Container(containers.DeclarativeContainer):
     inference = providers.Singleton(OpenAIInference, openai)
     probe = providers.Singleton(HttpVllmProbe, http, setting.vllm_base_url)
     diagnostics = providers.Factory(Diagnostics, probe, inference, setting.VLLM_SERVED_MODEL_NAME)
+    secrets = setting.secrets.call()
     queue = providers.Singleton(
-        WebSocketQueue, setting.queue_url, setting.api_token, ping_interval=setting.ping_interval
+        WebSocketQueue, setting.queue_url, setting.api_token, ping_interval=setting.ping_interval, secrets=secrets
     )
     heartbeats = providers.Singleton(
         HttpHeartbeats,
@@ -59,6 +60,7 @@ class Container(containers.DeclarativeContainer):
         setting.api_token,
         setting.CASOLA_INSTANCE_ID,
         setting.CASOLA_QUEUE_ID,
+        secrets,
     )
     payloads = providers.Singleton(HttpPayloadStore, http)
     runner = providers.Singleton(

@@ -5,6 +5,7 @@ import logging
 import httpx
 
 from domain.rules import HeartbeatStatus
+from domain.untrusted import without_secrets
 
 log = logging.getLogger("worker.heartbeat")
 
@@ -13,13 +14,20 @@ class HttpHeartbeats:
     """Sends heartbeats only when both the API URL and the token are set."""
 
     def __init__(
-        self, client: httpx.AsyncClient, api_url: str | None, token: str | None, instance_id: str, queue_id: str
+        self,
+        client: httpx.AsyncClient,
+        api_url: str | None,
+        token: str | None,
+        instance_id: str,
+        queue_id: str,
+        secrets: list[str] | None = None,
     ) -> None:
         self.client = client
         self.url = f"{api_url}/api/heartbeats" if api_url else None
         self.token = token
         self.instance_id = instance_id
         self.queue_id = queue_id
+        self.secrets = secrets or []
         if not self.enabled:
             log.info("heartbeats off: CASOLA_API_URL and CASOLA_API_TOKEN are not both set")
 
@@ -32,7 +40,7 @@ class HttpHeartbeats:
             return
         body: dict[str, str] = {"instance_id": self.instance_id, "queue_id": self.queue_id, "status": status.value}
         if error_message is not None:
-            body["error_message"] = error_message
+            body["error_message"] = without_secrets(error_message, self.secrets)  # a vLLM log line can quote one
         try:
             response = await self.client.post(self.url, json=body, headers={"Authorization": f"Bearer {self.token}"})
         except httpx.HTTPError as error:

@@ -7,17 +7,10 @@ import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
-from application.settings import is_secret_name
-from domain.untrusted import escape_controls
+from application.settings import secret_values
+from domain.untrusted import escape_controls, without_secrets
 
 NOISY_LOGGERS = ("httpx", "httpcore", "httpx2", "openai", "websockets", "asyncio")
-MIN_SECRET_LENGTH = 4
-
-
-def secret_values(environ: Mapping[str, str]) -> list[str]:
-    """The values of every variable whose name holds TOKEN, KEY, SECRET, PASSWORD or AUTH."""
-    values = {value for name, value in environ.items() if is_secret_name(name) and len(value) >= MIN_SECRET_LENGTH}
-    return sorted(values, key=len, reverse=True)
 
 
 class SecretMasker(logging.Filter):
@@ -38,9 +31,7 @@ class SecretMasker(logging.Filter):
         return True
 
     def mask(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
+        return without_secrets(text, self.secrets)
 
 
 class JsonFormatter(logging.Formatter):

@@ -13,7 +13,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from application.ports import QueueRejected
 from domain.frames import OutboundFrame, encode
 from domain.outbox import Outbox
-from domain.untrusted import shown, without_credentials
+from domain.untrusted import shown, without_credentials, without_secrets
 
 log = logging.getLogger("worker.queue")
 
@@ -50,6 +50,7 @@ class WebSocketQueue:
         stable_after: float = 10.0,
         max_frame_bytes: int = 32 * 1024 * 1024,
         ping_interval: float = 3.75,
+        secrets: list[str] | None = None,
     ) -> None:
         self.url = url
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -58,11 +59,16 @@ class WebSocketQueue:
         self.stable_after = stable_after
         self.max_frame_bytes = max_frame_bytes
         self.ping_interval = ping_interval
+        self.secrets = secrets or []
         self._pending = asyncio.Event()
         self._empty = asyncio.Event()
         self._empty.set()
         self._closing = asyncio.Event()
         self._connection: ClientConnection | None = None
+
+    def _wire(self, frame: OutboundFrame) -> str:
+        """The frame's text, with no secret value in it (a vLLM error can quote one)."""
+        return without_secrets(encode(frame), self.secrets)
 
     @property
     def shown_url(self) -> str:
@@ -140,7 +146,7 @@ class WebSocketQueue:
     ) -> None:
         try:
             for frame in on_connect():
-                await connection.send(encode(frame))
+                await connection.send(self._wire(frame))
             log.info("queue: connected to %s and registered", self.shown_url)
             self._connection = connection
             writer = asyncio.create_task(self._write(connection))
@@ -160,7 +166,7 @@ class WebSocketQueue:
         while True:
             while self.outbox:
                 try:
-                    await connection.send(encode(self.outbox.first()))
+                    await connection.send(self._wire(self.outbox.first()))
                 except ConnectionClosed:
                     return
                 self.outbox.sent()

@@ -3,6 +3,7 @@
 import ipaddress
 import os
 import socket
+from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any, Self, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -16,6 +17,7 @@ from domain.vllm import serve_command
 
 SECRET_NAME_PARTS = ("TOKEN", "KEY", "SECRET", "PASSWORD", "AUTH")
 DEFAULT_REQUEST_TIMEOUT = 65.0
+MIN_SECRET_LENGTH = 4
 
 
 SettingsT = TypeVar("SettingsT", bound="VllmSettings")
@@ -56,6 +58,11 @@ class VllmSettings(BaseSettings):
     @property
     def vllm_api_key(self) -> str | None:
         return self.VLLM_API_KEY.get_secret_value() if self.VLLM_API_KEY else None
+
+    def secrets(self) -> list[str]:
+        """Every secret value the worker knows: its own secret settings and the environment's (HF_TOKEN, ...)."""
+        own = {name: value.get_secret_value() for name, value in vars(self).items() if isinstance(value, SecretStr)}
+        return secret_values({**os.environ, **own})
 
     @property
     def request_timeout(self) -> float:
@@ -176,6 +183,12 @@ def is_loopback_url(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def secret_values(environ: Mapping[str, str]) -> list[str]:
+    """The values of every variable whose name holds TOKEN, KEY, SECRET, PASSWORD or AUTH, longest first."""
+    values = {value for name, value in environ.items() if is_secret_name(name) and len(value) >= MIN_SECRET_LENGTH}
+    return sorted(values, key=len, reverse=True)
 
 
 def is_secret_name(name: str) -> bool:

@@ -1,11 +1,19 @@
 """Strings from the queue and from payload URLs: shown shortened and escaped, never raw."""
 
 import re
+from collections.abc import Iterable
 
 SHOWN_LIMIT = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _URL_USERINFO = re.compile(r"(?<=://)[^/\s@]*@")
 _SECRET_QUERY = re.compile(r"(?i)([?&][^=&\s]*(?:token|key|secret|password|auth|sig)[^=&\s]*=)[^&\s#]*")
+
+
+def without_secrets(text: str, secrets: Iterable[str]) -> str:
+    """Each secret value (longest first) replaced by ***."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
 
 
 def without_credentials(text: str) -> str:

@@ -89,7 +89,11 @@ async def start_worker(queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi
         container.timings.override(FAST)
         container.queue.override(
             WebSocketQueue(
-                settings.queue_url, settings.api_token, Backoff(0.1, 0.5), ping_interval=settings.ping_interval
+                settings.queue_url,
+                settings.api_token,
+                Backoff(0.1, 0.5),
+                ping_interval=settings.ping_interval,
+                secrets=settings.secrets(),
             )
         )
         await container.init_resources()

@@ -6,6 +6,8 @@ import json
 from testbed.fake_vllm import FakeVllm
 
 from adapters.local_queue import LocalQueue, chat_job
+from domain import rules
+from domain.vllm import LogVerdict
 from tests.conftest import eventually
 from tests.fakes.fake_api import FakeApi
 from tests.integration.conftest import TOKEN, StartWorker, chat
@@ -349,3 +351,19 @@ async def test_a_frozen_queue_is_noticed_within_the_keepalive(
     assert asyncio.get_running_loop().time() - frozen_at < 3 + 1.5  # keepalive plus a reconnect backoff
     result = await queue.wait_for_type("job_result", "during")  # the running job went on and its result came
     assert queue.received.index(result) > 1
+
+
+async def test_a_secret_quoted_by_vllm_leaves_in_no_frame_and_no_heartbeat(
+    queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi, start_worker: StartWorker
+) -> None:
+    key = "vllm-key-5ecret-0042"
+    worker = await start_worker(VLLM_API_KEY=key)
+    fake_vllm.behaviour.status = 400
+    fake_vllm.behaviour.error_message = f"invalid api key {key}; token {TOKEN}"
+    await queue.push(chat_job("leak", chat()))
+    error = (await queue.wait_for_type("job_error", "leak"))["error"]
+    assert error == "inference_error: vLLM answered HTTP 400: invalid api key ***; token ***"
+    worker.service.fail(rules.on_vllm_log(LogVerdict.FATAL, f"CUDA driver version is insufficient ({key})"))  # type: ignore[arg-type]
+    assert await worker.exit_code() == 2
+    beat = fake_api.heartbeats[-1]
+    assert beat["status"] == "fatal" and key not in beat["error_message"] and "***" in beat["error_message"]

@@ -4,7 +4,8 @@ import io
 import json
 import logging
 
-from adapters.log_format import JsonFormatter, SecretMasker, secret_values
+from adapters.log_format import JsonFormatter, SecretMasker
+from application.settings import secret_values
 
 
 def test_secret_values_come_from_secret_names() -> None:
