@@ -21,6 +21,7 @@ from domain.worker import CancelJob, Command, Ignored, RunningJob, Send, StartJo
 
 log = logging.getLogger("worker")
 UNKNOWN_TYPES_REMEMBERED = 64
+SHUT_DOWN_MID_JOB = "the worker shut down before the job finished"
 
 
 @dataclass(frozen=True)
@@ -134,9 +135,12 @@ class WorkerService:
 
     async def _end(self) -> int:
         """Gives up what still runs, then reports: `stopping` after a clean drain, else the failure."""
-        given_up = self.failure or Failure(HeartbeatStatus.STOPPING, "the worker shut down before the job finished")
-        category = given_up.category if self.failure else ErrorCategory.SHUTTING_DOWN
-        self._execute(self.worker.abandon(category, given_up.message))
+        if self.failure is not None:
+            self._execute(self.worker.abandon(self.failure.category, self.failure.message))
+        else:
+            self._execute(
+                self.worker.abandon(ErrorCategory.SHUTTING_DOWN, "the worker shut down before the job finished")
+            )
         if self._job_tasks():
             await asyncio.wait(self._job_tasks(), timeout=self.timings.settle_timeout)
         failure = self.failure
