@@ -4,11 +4,11 @@ This module is the only place that knows the wire format.
 """
 
 import json
-import re
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from domain.jobs import Job, JobMode
 from domain.payloads import describe_validation_error
@@ -18,6 +18,9 @@ MAX_FENCE_TOKEN = 2**63 - 1  # int64, as the queue stores it
 MAX_JOB_ID_LENGTH = 256
 JobId = Annotated[str, Field(min_length=1, max_length=MAX_JOB_ID_LENGTH)]
 FenceToken = Annotated[int, Field(strict=True, ge=0, le=MAX_FENCE_TOKEN)]
+Mode = Literal["transient", "persisted"]
+T = TypeVar("T")
+_JOB_ID, _FENCE_TOKEN, _MODE = TypeAdapter(JobId), TypeAdapter(FenceToken), TypeAdapter(Mode)
 
 # The queue's frames.
 
@@ -59,7 +62,7 @@ class _JobFrame(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     job_id: JobId
-    mode: Literal["transient", "persisted"]
+    mode: Mode
     config_id: str = ""
     fence_token: FenceToken = 0
     payload: Any = None
@@ -70,12 +73,18 @@ class _JobFrame(BaseModel):
     @field_validator("payload_url", "result_upload_url")
     @classmethod
     def _http_url(cls, url: str | None) -> str | None:
-        if url is not None and not _HTTP_URL.match(url):
+        if url is not None and not _is_http_url(url):
             raise ValueError("must be an http:// or https:// URL with a host")
         return url
 
 
-_HTTP_URL = re.compile(r"^https?://(\[[0-9a-fA-F:.]+\]|[^\s/?#\[\]@]+@?[^\s/?#\[\]]*)(:\d{1,5})?([/?#]\S*)?$")
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not one)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url)
 
 
 class _JobRevokedFrame(BaseModel):
@@ -111,15 +120,20 @@ def parse_frame(text: str | bytes) -> InboundFrame:
 
 def _bad_job(data: dict[str, Any], reason: str) -> BadJob | None:
     """The job as a `BadJob` when its id and mode can be read, so a held transient request is answered."""
-    job_id, mode, fence = data.get("job_id"), data.get("mode"), data.get("fence_token")
-    if (
-        not isinstance(job_id, str)
-        or not 0 < len(job_id) <= MAX_JOB_ID_LENGTH
-        or mode not in ("transient", "persisted")
-    ):
+    job_id = _readable(_JOB_ID, data.get("job_id"))
+    mode = _readable(_MODE, data.get("mode"))
+    if job_id is None or mode is None:
         return None
-    readable = isinstance(fence, int) and not isinstance(fence, bool) and 0 <= fence <= MAX_FENCE_TOKEN
-    return BadJob(job_id, JobMode(mode), fence if readable and isinstance(fence, int) else 0, shown(reason, 500))
+    fence_token = _readable(_FENCE_TOKEN, data.get("fence_token"))
+    return BadJob(job_id, JobMode(mode), fence_token or 0, shown(reason, 500))
+
+
+def _readable(field: TypeAdapter[T], value: Any) -> T | None:
+    """`value` if it passes the same rule as in a job frame, else None."""
+    try:
+        return field.validate_python(value)
+    except ValidationError:
+        return None
 
 
 def _parse_typed(frame_type: str, data: dict[str, Any]) -> InboundFrame:
