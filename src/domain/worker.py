@@ -137,16 +137,17 @@ class Worker:
             existing.lease = existing.lease.renewed(now)
         return Ignored(job.job_id, f"running attempt now carries fence token {job.fence_token}")
 
-    def _refuse(self, job: Job, category: ErrorCategory, reason: str) -> list[Command]:
-        if job.persisted:
+    def _refuse(self, job: Job | BadJob, category: ErrorCategory, reason: str) -> list[Command]:
+        """A job the worker will not run: a transient caller is told why at once; a persisted job is redelivered."""
+        if job.mode is JobMode.PERSISTED:
             return [Ignored(job.job_id, f"{reason}; persisted job left for redelivery")]
         return [Send(JobError(job.job_id, job.fence_token, job_error_text(category, reason)))]
 
     def refuse_bad(self, bad: BadJob) -> list[Command]:
-        """A job frame with a wrong field: a transient caller is told which; a persisted job is redelivered."""
-        if bad.mode is JobMode.PERSISTED or bad.job_id in self.running:
-            return [Ignored(bad.job_id, f"bad job frame, nothing sent: {bad.reason}")]
-        return [Send(JobError(bad.job_id, bad.fence_token, job_error_text(ErrorCategory.INVALID_PAYLOAD, bad.reason)))]
+        """A job frame with a wrong field; while an attempt of the same job runs, the frame is ignored."""
+        if bad.job_id in self.running:
+            return [Ignored(bad.job_id, f"bad job frame ignored, an attempt is running: {bad.reason}")]
+        return self._refuse(bad, ErrorCategory.INVALID_PAYLOAD, bad.reason)
 
     def revoke(self, job_id: str, reason: str) -> list[Command]:
         running = self.running.get(job_id)
