@@ -113,8 +113,7 @@ class LocalQueue:
         return [frame for frame in self.received if frame.get("type") == frame_type]
 
     async def answer_to(self, job: Frame, timeout: float) -> Frame:
-        """Waits for a worker, pushes `job`, and returns its `job_result` or `job_error`."""
-        await self.wait_for_type("register", timeout=timeout)
+        """Pushes `job` to the newest worker and returns its `job_result` or `job_error`."""
         await self.push(job)
         return await self.wait_for(
             lambda frame: frame.get("type") in ("job_result", "job_error") and frame.get("job_id") == job["job_id"],
