@@ -11,7 +11,7 @@ from typing import Annotated, TypeVar
 import typer
 from dependency_injector import containers, providers
 
-from adapters.clients import http_client, openai_client
+from adapters.clients import http_client, openai_client, payload_client
 from adapters.http_heartbeats import HttpHeartbeats
 from adapters.http_payloads import HttpPayloadStore
 from adapters.http_vllm_probe import HttpVllmProbe
@@ -62,7 +62,8 @@ class Container(containers.DeclarativeContainer):
         setting.CASOLA_QUEUE_ID,
         secrets,
     )
-    payloads = providers.Singleton(HttpPayloadStore, http)
+    payload_http = providers.Resource(payload_client, setting.payload_policy)
+    payloads = providers.Singleton(HttpPayloadStore, payload_http, setting.CASOLA_PAYLOAD_TIMEOUT)
     runner = providers.Singleton(
         JobRunner, inference, payloads, setting.VLLM_SERVED_MODEL_NAME, setting.CASOLA_JOB_TIMEOUT
     )
@@ -98,9 +99,8 @@ async def run_worker(settings: Settings, launch_vllm: bool) -> int:
 
 
 async def in_container(settings: VllmSettings, use: Callable[[Container], Awaitable[int]]) -> int:
-    """Opens the container's clients, runs `use`, closes them."""
+    """Runs `use`, then closes the clients it opened (each opens on first use: check-vllm needs only vLLM's)."""
     container = Container(settings=settings)
-    await container.init_resources()  # type: ignore[misc]
     try:
         return await use(container)
     finally:

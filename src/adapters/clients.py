@@ -5,9 +5,20 @@ from collections.abc import AsyncIterator
 import httpx
 import openai
 
+from adapters.guarded_network import GuardedNetwork, guarded_transport
+from domain.addresses import AddressPolicy
+
 
 async def http_client() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0)) as client:
+        yield client
+
+
+async def payload_client(policy: AddressPolicy) -> AsyncIterator[httpx.AsyncClient]:
+    """For a job's own URLs: only where `policy` allows, no proxy or netrc from the environment."""
+    transport = guarded_transport(GuardedNetwork(policy))
+    timeout = httpx.Timeout(10.0, connect=5.0)
+    async with httpx.AsyncClient(transport=transport, timeout=timeout, trust_env=False) as client:
         yield client
 
 

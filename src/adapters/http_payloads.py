@@ -1,27 +1,33 @@
-"""The payload store over httpx: GET `payload_url`, PUT to `result_upload_url`; capped, no redirects."""
+"""The payload store over httpx: GET `payload_url`, PUT to `result_upload_url`; capped, no redirects, a deadline
+on the whole transfer, and only to the addresses the guarded network allows."""
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 
+from adapters.guarded_network import AddressRefused
 from domain.errors import PayloadTransferFailed
 
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+DEFAULT_DEADLINE = 60.0
 
 
 class HttpPayloadStore:
-    def __init__(self, client: httpx.AsyncClient, max_bytes: int = MAX_PAYLOAD_BYTES) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, deadline: float = DEFAULT_DEADLINE, max_bytes: int = MAX_PAYLOAD_BYTES
+    ) -> None:
         self.client = client
+        self.deadline = deadline
         self.max_bytes = max_bytes
 
     async def fetch(self, url: str) -> Any:
-        try:
-            async with self.client.stream("GET", url, follow_redirects=False) as response:
-                _check_status(response)
-                body = await self._read_capped(response)
-        except httpx.HTTPError as error:
-            raise PayloadTransferFailed(f"GET failed: {type(error).__name__}: {error}") from None
+        async with self._transfer("GET"), self.client.stream("GET", url, follow_redirects=False) as response:
+            _check_status(response)
+            body = await self._read_capped(response)
         try:
             return json.loads(body)
         except ValueError as error:
@@ -40,13 +46,25 @@ class HttpPayloadStore:
         return b"".join(chunks)
 
     async def upload(self, url: str, body: bytes) -> None:
-        try:
+        async with self._transfer("PUT"):
             response = await self.client.put(
                 url, content=body, headers={"Content-Type": "application/json"}, follow_redirects=False
             )
-        except httpx.HTTPError as error:
-            raise PayloadTransferFailed(f"PUT failed: {type(error).__name__}: {error}") from None
         _check_status(response)
+
+    @asynccontextmanager
+    async def _transfer(self, method: str) -> AsyncIterator[None]:
+        """Every way a transfer fails, as `PayloadTransferFailed` saying why."""
+        try:
+            async with asyncio.timeout(self.deadline):
+                yield
+        except TimeoutError:
+            reason = f"{method} not done within {self.deadline:g} s (CASOLA_PAYLOAD_TIMEOUT)"
+            raise PayloadTransferFailed(reason) from None
+        except AddressRefused as refused:
+            raise PayloadTransferFailed(f"{method} refused: {refused}") from None
+        except httpx.HTTPError as error:
+            raise PayloadTransferFailed(f"{method} failed: {type(error).__name__}: {error}") from None
 
 
 def _check_status(response: httpx.Response) -> None:

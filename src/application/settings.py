@@ -11,6 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.addresses import AddressPolicy, parse_allowed_hosts
 from domain.leases import default_renew_after
 from domain.untrusted import without_credentials
 from domain.vllm import serve_command
@@ -95,6 +96,14 @@ class Settings(VllmSettings):
 
     CASOLA_QUEUE_KEEPALIVE: Annotated[float, Field(ge=3)] = 15.0
     CASOLA_ALLOW_INSECURE_TRANSPORT: bool = False
+    CASOLA_PAYLOAD_ALLOWED_HOSTS: str = ""
+    CASOLA_PAYLOAD_TIMEOUT: Seconds = 60.0
+
+    @field_validator("CASOLA_PAYLOAD_ALLOWED_HOSTS")
+    @classmethod
+    def _allowed_hosts(cls, text: str) -> str:
+        parse_allowed_hosts(text)
+        return text
 
     @field_validator("CASOLA_WS_URL")
     @classmethod
@@ -149,6 +158,11 @@ class Settings(VllmSettings):
         """A ping every quarter of CASOLA_QUEUE_KEEPALIVE, its pong awaited for two quarters, the close for one:
         a silent queue is noticed within CASOLA_QUEUE_KEEPALIVE seconds."""
         return self.CASOLA_QUEUE_KEEPALIVE / 4
+
+    @property
+    def payload_policy(self) -> AddressPolicy:
+        """Where `payload_url` and `result_upload_url` may connect."""
+        return AddressPolicy(parse_allowed_hosts(self.CASOLA_PAYLOAD_ALLOWED_HOSTS))
 
     @property
     def request_timeout(self) -> float:

@@ -18,6 +18,7 @@ class FakeApi(ThreadingHTTPServer):
         self.status = 200
         self.uploads: dict[str, bytes] = {}
         self.documents: dict[str, tuple[int, bytes, dict[str, str]]] = {}
+        self.requests: list[tuple[str, str, str | None]] = []  # method, path, Host header
 
     @property
     def url(self) -> str:
@@ -50,6 +51,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        if parsed:
+            self.server.requests.append((self.command, self.path, self.headers.get("Host")))
+        return parsed
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))

@@ -9,6 +9,7 @@ import pytest
 from testbed.fake_vllm import FakeVllm
 
 from adapters.local_queue import LocalQueue, chat_job
+from tests.fakes.dripping import dripping_server
 from tests.fakes.fake_api import FakeApi
 from tests.integration.conftest import chat, cli, spawn, terminate, worker_environment
 
@@ -81,3 +82,39 @@ async def test_a_revoked_job_sent_again_runs_again(
     await queue.push(chat_job("x", chat(), fence_token=2))
     result = await queue.wait_for_type("job_result", "x")
     assert result["fence_token"] == 2
+
+
+async def test_payload_urls_reach_no_address_inside_the_host_and_no_transfer_outlives_its_deadline(
+    queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi
+) -> None:
+    fake_api.documents["/secret"] = (200, b'{"messages": "the secret"}', {})
+    drip, _ = await dripping_server()
+    drip_port = drip.sockets[0].getsockname()[1]
+    environment = worker_environment(
+        queue,
+        fake_vllm,
+        fake_api,
+        CASOLA_MAX_JOBS=2,
+        CASOLA_PAYLOAD_ALLOWED_HOSTS=f"127.0.0.1:{drip_port}",
+        CASOLA_PAYLOAD_TIMEOUT=1,
+    )
+    process = spawn(cli("run"), environment)
+    job = {"type": "job", "mode": "transient", "fence_token": 1}
+    try:
+        async with drip:
+            await queue.wait_for_type("register", timeout=20)
+            for number, url in enumerate(
+                (f"{fake_api.url}/secret", f"http://localhost:{fake_vllm.port}/v1/models", "http://[::1]:1/x")
+            ):
+                await queue.push({**job, "job_id": f"in-{number}", "payload_url": url})
+                error = await queue.wait_for_type("job_error", f"in-{number}")
+                assert "refused (the operator can allow it with CASOLA_PAYLOAD_ALLOWED_HOSTS)" in error["error"]
+            await queue.push({**job, "job_id": "drip", "payload_url": f"http://127.0.0.1:{drip_port}/slow"})
+            late = await queue.wait_for_type("job_error", "drip")
+            assert late["error"] == "invalid_payload: payload_url: GET not done within 1 s (CASOLA_PAYLOAD_TIMEOUT)"
+            await queue.push(chat_job("ok", chat()))
+            assert (await queue.wait_for_type("job_result", "ok"))["result"]["status"] == "success"
+    finally:
+        terminate(process)
+    assert [request for request in fake_api.requests if request[0] != "POST"] == []
+    assert "the secret" not in json.dumps(queue.received)

@@ -220,7 +220,7 @@ async def test_payload_url_and_result_upload(
     fake_vllm.behaviour.completion_tokens = 70_000
     payload = {"messages": chat(), "max_tokens": 70_000}
     fake_api.documents["/payloads/1"] = (200, json.dumps(payload).encode(), {"Content-Type": "application/json"})
-    await start_worker()
+    await start_worker(CASOLA_PAYLOAD_ALLOWED_HOSTS=f"127.0.0.1:{fake_api.server_port}")
     job = {"type": "job", "job_id": "u1", "mode": "persisted", "fence_token": 2, "config_id": "cfg-1"}
     await queue.push({**job, "payload_url": f"{fake_api.url}/payloads/1", "result_upload_url": f"{fake_api.url}/r/u1"})
     ref = await queue.wait_for_type("job_result_ref", "u1")
@@ -233,7 +233,7 @@ async def test_payload_url_redirects_and_failures_are_payload_errors(
     queue: LocalQueue, fake_api: FakeApi, start_worker: StartWorker
 ) -> None:
     fake_api.documents["/moved"] = (302, b"", {"Location": f"{fake_api.url}/payloads/1"})
-    await start_worker(CASOLA_MAX_JOBS=2)
+    await start_worker(CASOLA_MAX_JOBS=2, CASOLA_PAYLOAD_ALLOWED_HOSTS=f"127.0.0.1:{fake_api.server_port}")
     job = {"type": "job", "mode": "transient", "fence_token": 1, "config_id": "cfg-1"}
     await queue.push({**job, "job_id": "m", "payload_url": f"{fake_api.url}/moved"})
     await queue.push({**job, "job_id": "n", "payload_url": f"{fake_api.url}/missing"})
@@ -241,6 +241,34 @@ async def test_payload_url_redirects_and_failures_are_payload_errors(
     missing = await queue.wait_for_type("job_error", "n")
     assert moved["error"] == "invalid_payload: payload_url: HTTP 302: redirects are not followed"
     assert missing["error"] == "invalid_payload: payload_url: HTTP 404"
+
+
+async def test_payload_urls_inside_the_host_are_refused_unless_allowed(
+    queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi, start_worker: StartWorker
+) -> None:
+    fake_vllm.behaviour.completion_tokens = 70_000  # a result large enough to upload
+    fake_api.documents["/payloads/1"] = (200, json.dumps({"messages": chat(), "max_tokens": 70_000}).encode(), {})
+    await start_worker(CASOLA_MAX_JOBS=2)
+    job = {"type": "job", "mode": "transient", "fence_token": 1, "config_id": "cfg-1"}
+    await queue.push({**job, "job_id": "in", "payload_url": f"{fake_api.url}/payloads/1"})
+    refused = await queue.wait_for_type("job_error", "in")
+    assert refused["error"] == (
+        "invalid_payload: payload_url: GET refused: 127.0.0.1 is a loopback address, refused "
+        "(the operator can allow it with CASOLA_PAYLOAD_ALLOWED_HOSTS)"
+    )
+    upload_to_vllm = f"http://localhost:{fake_vllm.port}/v1/chat/completions"
+    await queue.push(
+        {
+            **job,
+            "job_id": "out",
+            "payload": {"messages": chat(), "max_tokens": 70_000},
+            "result_upload_url": upload_to_vllm,
+        }
+    )
+    inline = await queue.wait_for_type("job_result", "out")  # the upload refused, the result comes inline
+    assert inline["result"]["completion"]["usage"]["completion_tokens"] == 70_000
+    assert [request for request in fake_api.requests if request[0] != "POST"] == []  # heartbeats only
+    assert len(fake_vllm.record.requests) == 1  # the job's own request, no PUT of the result
 
 
 async def test_heartbeats_carry_status_and_bearer_token(
