@@ -4,6 +4,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
@@ -17,12 +18,14 @@ from adapters.http_payloads import HttpPayloadStore
 from adapters.http_vllm_probe import HttpVllmProbe
 from adapters.local_queue import LocalQueue, chat_job
 from adapters.log_format import configure_logging
+from adapters.openai_front import OpenAIFront
 from adapters.openai_inference import OpenAIInference
 from adapters.subprocess_launcher import SubprocessLauncher
 from adapters.test_job import one_test_job
 from adapters.websocket_queue import WebSocketQueue
 from application.diagnostics import Diagnostics
 from application.job_runner import JobRunner
+from application.served_models import ServedModels
 from application.service import Timings, WorkerService
 from application.settings import (
     ConfigurationError,
@@ -33,6 +36,7 @@ from application.settings import (
     worker_version,
 )
 from application.supervisor import VllmSupervisor
+from domain.payloads import PayloadLimits
 
 log = logging.getLogger("worker")
 EXIT_CONFIGURATION = 78
@@ -64,9 +68,9 @@ class Container(containers.DeclarativeContainer):
     )
     payload_http = providers.Resource(payload_client, setting.payload_policy)
     payloads = providers.Singleton(HttpPayloadStore, payload_http, setting.CASOLA_PAYLOAD_TIMEOUT)
-    runner = providers.Singleton(
-        JobRunner, inference, payloads, setting.VLLM_SERVED_MODEL_NAME, setting.CASOLA_JOB_TIMEOUT
-    )
+    models = providers.Singleton(ServedModels, probe, setting.VLLM_SERVED_MODEL_NAME)
+    limits = providers.Factory(PayloadLimits, setting.CASOLA_MAX_CHOICES)
+    runner = providers.Singleton(JobRunner, inference, payloads, models, setting.CASOLA_JOB_TIMEOUT, limits)
     timings = providers.Object(Timings())
     service = providers.Singleton(WorkerService, settings, queue, heartbeats, probe, runner, timings)
     launcher = providers.Singleton(SubprocessLauncher)
@@ -155,6 +159,46 @@ def send_test_job(
     messages += [{"role": "user", "content": text} for text in texts]
     job = chat_job("test-job-1", messages, max_tokens=max_tokens, temperature=temperature)
     raise typer.Exit(asyncio.run(one_test_job(LocalQueue(host, port), job, timeout, note)))
+
+
+@app.command()
+def dev(
+    host: Annotated[str, typer.Option(help="Address of the queue socket and the REST front.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="The queue socket's port: point CASOLA_WS_URL at it.")] = 8765,
+    http_port: Annotated[int, typer.Option(help="The OpenAI-compatible REST front's port.")] = 8090,
+    timeout: Annotated[float, typer.Option(help="Seconds a request waits for its job's answer.")] = 600.0,
+) -> None:
+    """A local queue with an OpenAI-compatible REST front: workers connect to it, any OpenAI client calls it."""
+    configure_logging(level="info")
+    raise typer.Exit(asyncio.run(serve_dev(settings_or_exit(load_vllm_settings), host, port, http_port, timeout)))
+
+
+async def serve_dev(settings: VllmSettings, host: str, port: int, http_port: int, timeout: float) -> int:
+    async def serve(container: Container) -> int:
+        probe: HttpVllmProbe = await container.probe()  # type: ignore[misc]
+        front = OpenAIFront(host, port, host, http_port, probe.models, timeout)
+        try:
+            await front.start()
+        except OSError as error:
+            log.error("cannot listen on %s: %s", host, error.strerror or error)
+            return 1
+        try:
+            log.info("queue on %s: start workers with CASOLA_WS_URL=%s", front.queue.url, front.queue.url)
+            log.info("OpenAI-compatible front on %s/v1: point any OpenAI client at it", front.url)
+            await stopped_by_signal()
+        finally:
+            await front.stop()
+        return 0
+
+    return await in_container(settings, serve)
+
+
+async def stopped_by_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, stop.set)
+    await stop.wait()
 
 
 def settings_or_exit(load: Callable[[], T]) -> T:

@@ -1,4 +1,4 @@
-"""A fake vLLM: a real HTTP server speaking /health, /v1/models, /v1/chat/completions, /v1/embeddings, /metrics.
+"""A fake vLLM: a real HTTP server speaking /health, /v1/models, /metrics and the OpenAI routes of both runners.
 
 It can answer slowly, with errors, or never, and it notices when a client closes a request.
 Run it as `python -m tests.fakes.fake_vllm serve MODEL --host H --port P ...` to stand in for `vllm serve`.
@@ -28,6 +28,13 @@ class Behaviour:
     healthy: bool = True
     completion_tokens: int = 5
     drop: int = 0  # close this many of the next requests without answering
+    runner: str = "any"  # "generate" or "pooling": the other runner's routes answer 404, as vLLM's do
+    tool_calling: bool = True  # False: tools are refused as by a vLLM without --tool-call-parser
+    aliases: list[str] = field(default_factory=list)  # more names in /v1/models (LoRA adapters, ...)
+
+
+GENERATE_ROUTES = ("/v1/chat/completions", "/v1/completions")
+POOLING_ROUTES = ("/v1/embeddings", "/v1/score", "/v1/rerank")
 
 
 @dataclass
@@ -95,7 +102,8 @@ class Handler(BaseHTTPRequestHandler):
             self.server.record.health_checks += 1
             self._send(200 if self.server.behaviour.healthy else 503, b"" if self.server.behaviour.healthy else b"{}")
         elif self.path == "/v1/models":
-            self._json(200, {"object": "list", "data": [{"id": self.server.served_model, "object": "model"}]})
+            names = [self.server.served_model, *self.server.behaviour.aliases]
+            self._json(200, {"object": "list", "data": [{"id": name, "object": "model"} for name in names]})
         elif self.path == "/metrics":
             record = self.server.record
             text = (
@@ -113,8 +121,8 @@ class Handler(BaseHTTPRequestHandler):
                 setattr(self.server.behaviour, name, value)
             self._json(200, {"ok": True})
             return
-        if self.path not in ("/v1/chat/completions", "/v1/embeddings"):
-            self._json(404, {"error": {"message": f"no route {self.path}"}})
+        if self.path not in self._routes():
+            self._json(404, {"detail": "Not Found"})
             return
         with self.server.lock:
             self.server.record.requests.append(body)
@@ -125,6 +133,10 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             with self.server.lock:
                 self.server.record.running -= 1
+
+    def _routes(self) -> tuple[str, ...]:
+        runner = self.server.behaviour.runner
+        return (GENERATE_ROUTES if runner != "pooling" else ()) + (POOLING_ROUTES if runner != "generate" else ())
 
     def _answer(self, body: dict[str, Any]) -> None:
         behaviour = self.server.behaviour
@@ -140,10 +152,11 @@ class Handler(BaseHTTPRequestHandler):
             self._json(
                 behaviour.status, {"object": "error", "message": behaviour.error_message, "code": behaviour.status}
             )
-        elif self.path == "/v1/embeddings":
-            self._json(200, embeddings(body, self.server.served_model))
+        elif body.get("tools") and not behaviour.tool_calling:
+            message = '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'
+            self._json(400, {"error": {"message": message, "type": "BadRequestError", "code": 400}})
         else:
-            self._json(200, completion(body, self.server.served_model, behaviour.completion_tokens))
+            self._json(200, ANSWERS[self.path](body, body.get("model", ""), behaviour.completion_tokens))
 
     def _wait(self, delay: float) -> bool:
         """Waits `delay` seconds (or while `hang` is set); False as soon as the client closes the connection."""
@@ -197,7 +210,34 @@ def completion(body: dict[str, Any], model: str, tokens: int) -> dict[str, Any]:
     }
 
 
-def embeddings(body: dict[str, Any], model: str) -> dict[str, Any]:
+def text_completion(body: dict[str, Any], model: str, tokens: int) -> dict[str, Any]:
+    count = min(tokens, body.get("max_tokens") or 16)
+    return {
+        "id": f"cmpl-fake-{time.monotonic_ns()}",
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "text": " word" * count, "finish_reason": "length", "logprobs": None}],
+        "usage": {"prompt_tokens": 2, "completion_tokens": count, "total_tokens": 2 + count},
+    }
+
+
+def score(body: dict[str, Any], model: str, tokens: int) -> dict[str, Any]:
+    documents = body.get("documents") or body.get("items") or body.get("text_2") or body.get("data_2")
+    count = len(documents) if isinstance(documents, list) else 1
+    data = [{"index": i, "object": "score", "score": 1.0 / (i + 2)} for i in range(count)]
+    return {"id": "score-fake", "object": "list", "model": model, "data": data, "usage": {"prompt_tokens": count}}
+
+
+def rerank(body: dict[str, Any], model: str, tokens: int) -> dict[str, Any]:
+    documents = body["documents"] if isinstance(body["documents"], list) else [body["documents"]]
+    results = [
+        {"index": i, "document": {"text": text}, "relevance_score": 1.0 / (i + 2)} for i, text in enumerate(documents)
+    ]
+    return {"id": "rerank-fake", "model": model, "usage": {"total_tokens": len(documents)}, "results": results}
+
+
+def embeddings(body: dict[str, Any], model: str, tokens: int = 0) -> dict[str, Any]:
     inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
     return {
         "object": "list",
@@ -205,6 +245,15 @@ def embeddings(body: dict[str, Any], model: str) -> dict[str, Any]:
         "data": [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i in range(len(inputs))],
         "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)},
     }
+
+
+ANSWERS = {
+    "/v1/chat/completions": completion,
+    "/v1/completions": text_completion,
+    "/v1/embeddings": embeddings,
+    "/v1/score": score,
+    "/v1/rerank": rerank,
+}
 
 
 def main(argv: list[str]) -> None:

@@ -31,6 +31,7 @@ class LocalQueue:
         self.refuse_with: HTTPStatus | None = None
         self._server: Server | None = None
         self._workers: list[ServerConnection] = []
+        self._turn = 0
         self._changed = asyncio.Condition()
 
     @property
@@ -87,11 +88,24 @@ class LocalQueue:
             self.received.append(frame)
             self._changed.notify_all()
 
-    async def push(self, frame: Frame | str) -> None:
-        """Sends a frame (or raw text) to the newest connected worker."""
+    async def push(self, frame: Frame | str, to: ServerConnection | None = None) -> ServerConnection:
+        """Sends a frame (or raw text) to worker `to`, else to the newest connected one; returns the one sent to."""
+        if to is None and not self._workers:
+            raise RuntimeError("no worker connected")
+        worker = to or self._workers[-1]
+        await worker.send(frame if isinstance(frame, str) else json.dumps(frame))
+        return worker
+
+    def next_worker(self) -> ServerConnection:
+        """The connected workers in turn."""
         if not self._workers:
             raise RuntimeError("no worker connected")
-        await self._workers[-1].send(frame if isinstance(frame, str) else json.dumps(frame))
+        self._turn = (self._turn + 1) % len(self._workers)
+        return self._workers[self._turn]
+
+    @property
+    def connected(self) -> int:
+        return len(self._workers)
 
     async def wait_for(self, matches: Callable[[Frame], bool], timeout: float = 10.0) -> Frame:
         """The first frame received (now or later) for which `matches` is true."""

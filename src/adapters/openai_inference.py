@@ -55,7 +55,7 @@ def _translated(error: openai.APIError, base_url: str) -> Exception:
         reason = _reason(error)
         if error.status_code == 503 or "EngineDead" in reason:
             return InferenceUnavailable(f"vLLM answered HTTP {error.status_code}: {reason}")
-        return InferenceRejected(f"vLLM answered HTTP {error.status_code}: {reason}")
+        return InferenceRejected(f"vLLM answered HTTP {error.status_code}: {reason}", error.status_code)
     return InferenceRejected(f"{type(error).__name__}: {error}")
 
 

@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from application.ports import Inference, PayloadStore
+from application.served_models import ServedModels
 from domain import results
-from domain.errors import CATEGORY_OF, ErrorCategory, JobFailed, PayloadTransferFailed, job_failure
+from domain.errors import CATEGORY_OF, ErrorCategory, InferenceRejected, JobFailed, PayloadTransferFailed, job_failure
 from domain.frames import JobError, JobResult, JobResultRef, OutboundFrame
 from domain.jobs import Job
 from domain.kinds import resolve_kind
-from domain.payloads import validate_payload
+from domain.payloads import PayloadLimits, validate_payload
 
 log = logging.getLogger("worker")
 
@@ -30,14 +31,16 @@ class JobRunner:
         self,
         inference: Inference,
         payloads: PayloadStore,
-        served_model: str,
+        models: ServedModels,
         job_timeout: float,
+        limits: PayloadLimits | None = None,
         now: Callable[[], datetime] = utc_now,
     ) -> None:
         self.inference = inference
         self.payloads = payloads
-        self.served_model = served_model
+        self.models = models
         self.job_timeout = job_timeout
+        self.limits = limits or PayloadLimits()
         self.now = now
 
     async def outcome(self, job: Job) -> Outcome:
@@ -57,8 +60,12 @@ class JobRunner:
             reason = f"payload must be a JSON object, got {type(payload).__name__}"
             raise JobFailed(ErrorCategory.INVALID_PAYLOAD, reason)
         kind, job_type = resolve_kind(job.job_type, payload)
-        request = validate_payload(kind.payload, payload, echo=job.payload_url is None)  # fetched data is not echoed
-        output = await self.inference.infer(kind.route, request.request_body(self.served_model))
+        request = validate_payload(kind.payload, payload, job.payload_url is None, self.limits)  # fetched: not echoed
+        body = request.request_body(await self.models.resolve(request.model))
+        try:
+            output = await self.inference.infer(kind.route, body)
+        except InferenceRejected as rejected:
+            raise kind.explained(rejected, body) from None
         return results.job_result(kind, job_type, job.config_id, output, self.now())
 
     async def frame(self, job: Job, fence_token: int, outcome: Outcome, took: float) -> OutboundFrame:
@@ -85,5 +92,5 @@ class JobRunner:
 
 def _token_counts(result: dict[str, Any]) -> str:
     output = next((value for value in result.values() if isinstance(value, dict) and "usage" in value), {})
-    usage = output.get("usage") or {}
+    usage = output.get("usage") or result
     return f"prompt {usage.get('prompt_tokens', '?')}, completion {usage.get('completion_tokens', 0)} tokens"

@@ -98,6 +98,7 @@ class Settings(VllmSettings):
     CASOLA_ALLOW_INSECURE_TRANSPORT: bool = False
     CASOLA_PAYLOAD_ALLOWED_HOSTS: str = ""
     CASOLA_PAYLOAD_TIMEOUT: Seconds = 60.0
+    CASOLA_MAX_CHOICES: Annotated[int, Field(ge=1, le=128)] = 8
 
     @field_validator("CASOLA_PAYLOAD_ALLOWED_HOSTS")
     @classmethod

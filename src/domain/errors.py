@@ -32,7 +32,11 @@ class InferenceUnavailable(Exception):
 
 
 class InferenceRejected(Exception):
-    """vLLM answered the request with an error; the message is vLLM's reason."""
+    """vLLM answered the request with an error; the message is vLLM's reason, `status` its HTTP status."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
 
 
 class PayloadTransferFailed(Exception):

@@ -1,13 +1,28 @@
-"""Job kinds as one table: each kind's names, payload model, vLLM route and result field.
+"""Job kinds as one table: each kind's names, payload model, vLLM route and runner, and its result fields.
 
 Adding a kind is one entry in `KINDS` and its payload model; nothing else branches on a kind.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from domain.errors import ErrorCategory, JobFailed
-from domain.payloads import ChatPayload, EmbeddingsPayload, JobPayload
+from domain.errors import ErrorCategory, InferenceRejected, JobFailed
+from domain.payloads import (
+    ChatPayload,
+    CompletionPayload,
+    EmbeddingsPayload,
+    JobPayload,
+    RerankPayload,
+    ScorePayload,
+)
+
+Runner = Literal["generate", "pooling"]
+RUNNER_FLAGS: dict[Runner, str] = {
+    "generate": "a generate model (without --runner pooling)",
+    "pooling": "a pooling model (--runner pooling --convert embed in VLLM_EXTRA_ARGS)",
+}
+TOOL_FLAGS = "--enable-auto-tool-choice --tool-call-parser <the model's parser, e.g. hermes>"
 
 
 @dataclass(frozen=True)
@@ -16,7 +31,50 @@ class JobKind:
     names: frozenset[str]  # what a job may call it: `job_type`, `payload.task` or `payload.job_type`
     payload: type[JobPayload]
     route: str  # vLLM's OpenAI-compatible route
+    runner: Runner  # how vLLM must be started to serve the route
     result_field: str  # the result field that holds vLLM's answer
+    result_fields: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # when the queue reads another shape
+    openai_response: Callable[[dict[str, Any], str], dict[str, Any]] | None = None  # the way back from that shape
+
+    def result(self, output: dict[str, Any]) -> dict[str, Any]:
+        """The result's kind-specific fields, from vLLM's answer."""
+        return self.result_fields(output) if self.result_fields else {self.result_field: output}
+
+    def response(self, result: dict[str, Any], model: str) -> dict[str, Any]:
+        """The OpenAI response a REST front answers with, from this kind's result."""
+        return self.openai_response(result, model) if self.openai_response else dict(result[self.result_field])
+
+    def explained(self, rejected: InferenceRejected, body: dict[str, Any]) -> InferenceRejected:
+        """vLLM's refusal, with what the operator must change when vLLM lacks the capability."""
+        if rejected.status == 404:
+            hint = f"this vLLM does not serve {self.route}: {self.task} jobs need {RUNNER_FLAGS[self.runner]}"
+            return InferenceRejected(hint, rejected.status)
+        if rejected.status == 400 and body.get("tools") and "tool-call-parser" in str(rejected):
+            hint = f"{rejected}; tool calling needs vLLM started with {TOOL_FLAGS}: add both to VLLM_EXTRA_ARGS"
+            return InferenceRejected(hint, rejected.status)
+        return rejected
+
+
+def embeddings_result(output: dict[str, Any]) -> dict[str, Any]:
+    """The queue's embeddings format: `[{index, embedding}]` with the token counts beside it."""
+    data, usage = output.get("data"), output.get("usage") or {}
+    if not isinstance(data, list) or not all(isinstance(item, dict) and "embedding" in item for item in data):
+        raise InferenceRejected("vLLM's embeddings answer has no list of embeddings")
+    return {
+        "embeddings": [{"index": item.get("index", i), "embedding": item["embedding"]} for i, item in enumerate(data)],
+        "prompt_tokens": usage.get("prompt_tokens", 0),
+        "total_tokens": usage.get("total_tokens", 0),
+    }
+
+
+def embeddings_response(result: dict[str, Any], model: str) -> dict[str, Any]:
+    """The OpenAI embeddings list the queue's REST front builds from the result."""
+    return {
+        "object": "list",
+        "data": [{"object": "embedding", **item} for item in result["embeddings"]],
+        "model": model,
+        "usage": {"prompt_tokens": result["prompt_tokens"], "total_tokens": result["total_tokens"]},
+    }
 
 
 CHAT = JobKind(
@@ -24,6 +82,15 @@ CHAT = JobKind(
     names=frozenset({"chat_completion", "llm_inference", "openai/chat-completion"}),
     payload=ChatPayload,
     route="/v1/chat/completions",
+    runner="generate",
+    result_field="completion",
+)
+COMPLETION = JobKind(
+    task="openai/completion",
+    names=frozenset({"openai/completion"}),
+    payload=CompletionPayload,
+    route="/v1/completions",
+    runner="generate",
     result_field="completion",
 )
 EMBEDDINGS = JobKind(
@@ -31,9 +98,28 @@ EMBEDDINGS = JobKind(
     names=frozenset({"openai/embeddings"}),
     payload=EmbeddingsPayload,
     route="/v1/embeddings",
+    runner="pooling",
     result_field="embeddings",
+    result_fields=embeddings_result,
+    openai_response=embeddings_response,
 )
-KINDS = (CHAT, EMBEDDINGS)
+SCORE = JobKind(
+    task="vllm/score",
+    names=frozenset({"vllm/score"}),
+    payload=ScorePayload,
+    route="/v1/score",
+    runner="pooling",
+    result_field="score",
+)
+RERANK = JobKind(
+    task="vllm/rerank",
+    names=frozenset({"vllm/rerank"}),
+    payload=RerankPayload,
+    route="/v1/rerank",
+    runner="pooling",
+    result_field="rerank",
+)
+KINDS = (CHAT, COMPLETION, EMBEDDINGS, SCORE, RERANK)
 DEFAULT_KIND, DEFAULT_NAME = CHAT, "chat_completion"  # a job that names no kind
 
 _BY_NAME = {name: kind for kind in KINDS for name in kind.names}

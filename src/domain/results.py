@@ -14,15 +14,14 @@ def processed_at(now: datetime) -> str:
 
 
 def job_result(kind: JobKind, job_type: str, config_id: str, output: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """`output` is the OpenAI object vLLM returned; it goes into the kind's result field."""
+    """`output` is the OpenAI object vLLM returned; the kind says which result fields it makes."""
     return {
         "status": "success",
         "job_type": job_type,
         "task": kind.task,
         "config_id": config_id,
         "processed_at": processed_at(now),
-        kind.result_field: output,
-    }
+    } | kind.result(output)
 
 
 def upload_instead(size: int, upload_url: str | None) -> bool:

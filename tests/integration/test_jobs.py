@@ -120,16 +120,102 @@ async def test_an_unknown_kind_gets_unsupported_job_type(queue: LocalQueue, star
     assert error["error"].startswith("unsupported_job_type: 'image_generation' is not supported; supported:")
 
 
-async def test_embeddings(queue: LocalQueue, fake_vllm: FakeVllm, start_worker: StartWorker) -> None:
+async def test_embeddings_come_back_in_the_queues_format(
+    queue: LocalQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+) -> None:
     await start_worker()
     job = {"type": "job", "job_id": "e1", "mode": "transient", "fence_token": 1, "config_id": "cfg-1"}
-    await queue.push({**job, "payload": {"task": "openai/embeddings", "input": ["a", "b"]}})
+    await queue.push({**job, "payload": {"task": "openai/embeddings", "input": ["a", "b"], "dimensions": 3}})
     result = (await queue.wait_for_type("job_result", "e1"))["result"]
-    assert result["task"] == "openai/embeddings"
-    assert len(result["embeddings"]["data"]) == 2
-    assert fake_vllm.record.requests[0] == {"model": "default", "input": ["a", "b"]} | {
-        key: value for key, value in fake_vllm.record.requests[0].items() if key not in ("model", "input")
+    assert result == {
+        "status": "success",
+        "job_type": "openai/embeddings",
+        "task": "openai/embeddings",
+        "config_id": "cfg-1",
+        "processed_at": result["processed_at"],
+        "embeddings": [{"index": 0, "embedding": [0.1, 0.2, 0.3]}, {"index": 1, "embedding": [0.1, 0.2, 0.3]}],
+        "prompt_tokens": 2,
+        "total_tokens": 2,
     }
+    assert fake_vllm.record.requests[0] == {"model": "default", "input": ["a", "b"], "dimensions": 3}
+
+
+KIND_JOBS = [  # (job_type, payload, vLLM's route, the result field)
+    ("openai/completion", {"prompt": "Once upon", "max_tokens": 3, "echo": True}, "completion"),
+    ("vllm/score", {"queries": "q", "documents": ["a", "b"]}, "score"),
+    ("vllm/rerank", {"query": "q", "documents": ["a", "b"], "top_n": 1}, "rerank"),
+]
+
+
+async def test_text_completion_score_and_rerank_jobs(
+    queue: LocalQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+) -> None:
+    await start_worker()
+    for number, (job_type, payload, field) in enumerate(KIND_JOBS):
+        await queue.push(
+            {"type": "job", "job_id": f"k{number}", "mode": "transient", "job_type": job_type, "payload": payload}
+        )
+        result = (await queue.wait_for_type("job_result", f"k{number}"))["result"]
+        assert (result["task"], result["job_type"]) == (job_type, job_type)
+        assert result[field]["model"] == "default"
+        assert fake_vllm.record.requests[number] == payload | {"model": "default"}
+
+
+async def test_a_job_addresses_any_name_vllm_serves_and_is_told_the_names_otherwise(
+    queue: LocalQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+) -> None:
+    await start_worker(CASOLA_MAX_JOBS=2)
+    fake_vllm.behaviour.aliases = ["sql-lora"]  # loaded after the worker started
+    await queue.push(chat_job("lora", chat(), model="sql-lora"))
+    await queue.wait_for_type("job_result", "lora")
+    assert fake_vllm.record.requests[-1]["model"] == "sql-lora"
+    await queue.push(chat_job("gpt", chat(), model="gpt-4o"))
+    error = await queue.wait_for_type("job_error", "gpt")
+    assert error["error"] == "invalid_payload: model: gpt-4o is not served here; served: default, sql-lora"
+    assert len(fake_vllm.record.requests) == 1
+
+
+async def test_what_vllm_was_not_started_for_is_told_with_the_flags_to_add(
+    queue: LocalQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+) -> None:
+    fake_vllm.behaviour.runner = "generate"
+    fake_vllm.behaviour.tool_calling = False
+    await start_worker(CASOLA_MAX_JOBS=2)
+    await queue.push(
+        {"type": "job", "job_id": "e", "mode": "transient", "payload": {"task": "openai/embeddings", "input": "a"}}
+    )
+    embeddings = await queue.wait_for_type("job_error", "e")
+    assert embeddings["error"] == (
+        "inference_error: this vLLM does not serve /v1/embeddings: openai/embeddings jobs need a pooling model "
+        "(--runner pooling --convert embed in VLLM_EXTRA_ARGS)"
+    )
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    await queue.push(chat_job("t", chat(), tools=[tool], tool_choice="auto"))
+    tools = await queue.wait_for_type("job_error", "t")
+    assert tools["error"].startswith('inference_error: vLLM answered HTTP 400: "auto" tool choice requires')
+    assert tools["error"].endswith(
+        "tool calling needs vLLM started with --enable-auto-tool-choice --tool-call-parser "
+        "<the model's parser, e.g. hermes>: add both to VLLM_EXTRA_ARGS"
+    )
+
+
+async def test_a_field_the_worker_cannot_honour_is_refused_before_vllm_sees_it(
+    queue: LocalQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+) -> None:
+    await start_worker(CASOLA_MAX_JOBS=3, CASOLA_MAX_CHOICES=2)
+    await queue.push(chat_job("s", chat(), stream=True))
+    await queue.push(chat_job("n", chat(), n=3))
+    await queue.push(chat_job("u", chat(), temprature=0.2))
+    assert (await queue.wait_for_type("job_error", "s"))["error"] == (
+        "invalid_payload: stream: the queue returns one result, so streaming is refused"
+    )
+    assert (await queue.wait_for_type("job_error", "n"))["error"] == (
+        "invalid_payload: n: at most 2 choices per job (CASOLA_MAX_CHOICES) (got 3)"
+    )
+    assert (await queue.wait_for_type("job_error", "u"))["error"].startswith(
+        "invalid_payload: temprature: unknown field, refused rather than dropped"
+    )
+    assert fake_vllm.record.requests == []
 
 
 async def test_malformed_frames_are_skipped_and_the_connection_stays(

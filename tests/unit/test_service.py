@@ -9,6 +9,7 @@ import pytest
 
 from application.job_runner import JobRunner
 from application.ports import QueueRejected
+from application.served_models import ServedModels
 from application.service import Timings, WorkerService
 from application.settings import load_settings
 from application.supervisor import VllmSupervisor
@@ -65,7 +66,8 @@ def bed(queue: FakeQueue | None = None, **variables: Any) -> Bed:
     settings = load_settings(environment)
     queue = queue or FakeQueue()
     heartbeats, probe, inference, clock = FakeHeartbeats(), FakeProbe(), FakeInference(), ManualClock()
-    runner = JobRunner(inference, FakePayloads(), settings.VLLM_SERVED_MODEL_NAME, settings.CASOLA_JOB_TIMEOUT)
+    models = ServedModels(probe, settings.VLLM_SERVED_MODEL_NAME)
+    runner = JobRunner(inference, FakePayloads(), models, settings.CASOLA_JOB_TIMEOUT)
     service = WorkerService(settings, queue, heartbeats, probe, runner, QUICK, clock=clock)
     return Bed(service, queue, heartbeats, probe, inference, clock)
 

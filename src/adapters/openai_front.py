@@ -1,0 +1,159 @@
+"""`worker-vllm dev`: a local queue with an OpenAI-compatible REST front, each request a transient job.
+
+Workers connect to its queue socket as to the Casola queue (the same wire protocol); any OpenAI client then
+drives them end to end. A request whose client goes away is revoked, as the queue does. Not for production.
+"""
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from adapters.local_queue import Frame, LocalQueue
+from domain.errors import ErrorCategory
+from domain.kinds import KINDS, JobKind
+
+log = logging.getLogger("worker.dev")
+
+STATUS_OF: dict[str, int] = {
+    ErrorCategory.INVALID_PAYLOAD: 400,
+    ErrorCategory.UNSUPPORTED_JOB_TYPE: 400,
+    ErrorCategory.INFERENCE_ERROR: 500,
+    ErrorCategory.INFERENCE_TIMEOUT: 504,
+    ErrorCategory.VLLM_UNAVAILABLE: 503,
+    ErrorCategory.SHUTTING_DOWN: 503,
+    ErrorCategory.OVER_CAPACITY: 429,
+}
+ListModels = Callable[[], Awaitable[list[str]]]
+
+
+def openai_error(status: int, category: str, message: str) -> web.Response:
+    """OpenAI's error object; `type` keeps the job's error category."""
+    body = {"error": {"message": message, "type": category, "param": None, "code": status}}
+    return web.json_response(body, status=status)
+
+
+class OpenAIFront:
+    def __init__(
+        self,
+        queue_host: str,
+        queue_port: int,
+        http_host: str,
+        http_port: int,
+        list_models: ListModels,
+        timeout: float = 600.0,
+    ) -> None:
+        self.queue = LocalQueue(queue_host, queue_port, on_frame=self._on_frame)
+        self.http_host, self.http_port = http_host, http_port
+        self.list_models = list_models
+        self.timeout = timeout
+        self.pending: dict[str, asyncio.Future[Frame]] = {}
+        self.workers: dict[str, int] = {}
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.http_host}:{self.http_port}"
+
+    async def start(self) -> None:
+        await self.queue.start()
+        self._runner = web.AppRunner(self._app(), handler_cancellation=True, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.http_host, self.http_port)
+        await site.start()
+        self.http_port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.queue.stop()
+
+    async def __aenter__(self) -> "OpenAIFront":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    def _app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        for kind in KINDS:
+            app.router.add_post(kind.route, self._handler(kind))
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/health", self._health)
+        return app
+
+    def _handler(self, kind: JobKind) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(request: web.Request) -> web.Response:
+            return await self._job(kind, request)
+
+        return handle
+
+    async def _job(self, kind: JobKind, request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            return openai_error(400, "invalid_request_error", "the request body is not JSON")
+        if not isinstance(body, dict):
+            return openai_error(400, "invalid_request_error", "the request body must be a JSON object")
+        answer = await self._answer(kind, body)
+        if isinstance(answer, web.Response):
+            return answer
+        if answer["type"] == "job_error":
+            category, _, reason = str(answer.get("error", "")).partition(": ")
+            return openai_error(STATUS_OF.get(category, 500), category, reason)
+        return web.json_response(kind.response(answer["result"], str(body.get("model") or "default")))
+
+    async def _answer(self, kind: JobKind, body: dict[str, Any]) -> Frame | web.Response:
+        """Pushes the request as a transient job and waits for its answer; a client that leaves revokes it."""
+        job_id = f"dev-{uuid.uuid4().hex}"
+        job = {"type": "job", "job_id": job_id, "mode": "transient", "fence_token": 1, "config_id": "dev"}
+        self.pending[job_id] = asyncio.get_running_loop().create_future()
+        try:
+            worker = await self.queue.push({**job, "job_type": kind.task, "payload": body}, self.queue.next_worker())
+        except (RuntimeError, ConnectionClosed):
+            self.pending.pop(job_id, None)
+            return openai_error(503, "no_worker", "no worker is connected to this queue")
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self.pending[job_id]
+        except TimeoutError:
+            await self._revoke(worker, job_id, "timed out at the front")
+            return openai_error(504, "timeout", f"no answer within {self.timeout:g} s")
+        except asyncio.CancelledError:
+            await self._revoke(worker, job_id, "the client went away")
+            raise
+        finally:
+            self.pending.pop(job_id, None)
+
+    async def _revoke(self, worker: ServerConnection, job_id: str, reason: str) -> None:
+        try:
+            await self.queue.push({"type": "job_revoked", "job_id": job_id, "reason": reason}, worker)
+        except ConnectionClosed as error:
+            log.info("cannot revoke %s: %s", job_id, error)
+
+    async def _on_frame(self, frame: Frame) -> None:
+        if frame.get("type") == "register":
+            self.workers[str(frame.get("worker_id"))] = int(frame.get("capacity") or 1)
+            log.info("worker %s registered, capacity %s", frame.get("worker_id"), frame.get("capacity"))
+        future = self.pending.get(str(frame.get("job_id")))
+        if frame.get("type") in ("job_result", "job_error") and future is not None and not future.done():
+            future.set_result(frame)
+
+    async def _models(self, request: web.Request) -> web.Response:
+        try:
+            names = await self.list_models()
+        except Exception as error:  # vLLM down or refusing: the front says so, as vLLM's own would fail
+            return openai_error(503, "vllm_unavailable", str(error))
+        data = [{"id": name, "object": "model", "owned_by": "vllm"} for name in names]
+        return web.json_response({"object": "list", "data": data})
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"workers": self.queue.connected})

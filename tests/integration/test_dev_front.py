@@ -1,0 +1,155 @@
+"""`worker-vllm dev`: the official openai client drives a real worker through the REST front and its queue socket."""
+
+import asyncio
+import signal
+import subprocess
+from collections.abc import AsyncIterator
+
+import httpx
+import openai
+import pytest
+from testbed.fake_vllm import FakeVllm
+
+from adapters.openai_front import OpenAIFront
+from adapters.websocket_queue import Backoff, WebSocketQueue
+from application.settings import load_settings
+from main import Container
+from tests.conftest import eventually
+from tests.fakes.fake_api import FakeApi
+from tests.integration.conftest import FAST, cli, spawn, terminate, worker_environment
+
+
+@pytest.fixture
+async def front(fake_vllm: FakeVllm, fake_api: FakeApi) -> AsyncIterator[OpenAIFront]:
+    """The front on free ports, and one worker (capacity 4) connected to it."""
+
+    async def vllm_models() -> list[str]:
+        return ["default", *fake_vllm.behaviour.aliases]
+
+    async with OpenAIFront("127.0.0.1", 0, "127.0.0.1", 0, vllm_models, timeout=10) as dev:
+        environment = worker_environment(dev.queue, fake_vllm, fake_api, CASOLA_MAX_JOBS=4)  # type: ignore[arg-type]
+        settings = load_settings(environment)
+        container = Container(settings=settings)
+        container.timings.override(FAST)
+        container.queue.override(WebSocketQueue(settings.queue_url, settings.api_token, Backoff(0.1, 0.5)))
+        service = await container.service()  # type: ignore[misc]
+        task = asyncio.create_task(service.run())
+        await eventually(lambda: dev.workers, what="the worker registered")
+        yield dev
+        service.request_shutdown()
+        await asyncio.wait_for(task, 15)
+        await container.shutdown_resources()  # type: ignore[misc]
+
+
+@pytest.fixture
+async def client(front: OpenAIFront) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai.AsyncOpenAI(base_url=f"{front.url}/v1", api_key="unused", max_retries=0) as sdk:
+        yield sdk
+
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+async def test_a_chat_completion_through_the_queue_is_an_openai_object(
+    client: openai.AsyncOpenAI, fake_vllm: FakeVllm
+) -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    completion = await client.chat.completions.create(
+        model="default",
+        messages=MESSAGES,
+        max_tokens=3,
+        seed=7,
+        tools=[tool],
+        tool_choice="auto",  # type: ignore[list-item]
+        extra_body={"top_k": 5},
+    )
+    assert completion.choices[0].message.role == "assistant"
+    assert completion.usage is not None and completion.usage.completion_tokens == 3
+    sent = fake_vllm.record.requests[0]
+    assert (sent["seed"], sent["top_k"], sent["tools"], sent["tool_choice"]) == (7, 5, [tool], "auto")
+
+
+async def test_embeddings_text_completion_score_and_rerank(client: openai.AsyncOpenAI, front: OpenAIFront) -> None:
+    embeddings = await client.embeddings.create(model="default", input=["a", "b"], encoding_format="float")
+    assert [item.index for item in embeddings.data] == [0, 1]
+    assert embeddings.data[1].embedding == [0.1, 0.2, 0.3]
+    assert (embeddings.usage.prompt_tokens, embeddings.usage.total_tokens) == (2, 2)
+    text = await client.completions.create(model="default", prompt="Once", max_tokens=2)
+    assert text.choices[0].text == " word word"
+    async with httpx.AsyncClient(base_url=front.url) as http:
+        score = (await http.post("/v1/score", json={"queries": "q", "documents": ["a", "b"]})).json()
+        rerank = (await http.post("/v1/rerank", json={"query": "q", "documents": ["a", "b"]})).json()
+    assert [item["score"] for item in score["data"]] == [0.5, 1 / 3]
+    assert [item["index"] for item in rerank["results"]] == [0, 1]
+
+
+async def test_a_job_error_is_an_openai_error_with_its_category(
+    client: openai.AsyncOpenAI, fake_vllm: FakeVllm
+) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.chat.completions.create(model="default", messages=MESSAGES, extra_body={"temprature": 1})  # type: ignore[arg-type]
+    assert refused.value.type == "invalid_payload"
+    assert refused.value.message.endswith(
+        "- temprature: unknown field, refused rather than dropped (a vLLM field "
+        "the worker does not model goes in extra_body)"
+    )
+    with pytest.raises(openai.BadRequestError, match="the queue returns one result"):
+        await client.chat.completions.create(model="default", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+    with pytest.raises(openai.BadRequestError, match="model: gpt-4o is not served here; served: default"):
+        await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    fake_vllm.behaviour.runner = "generate"
+    with pytest.raises(openai.InternalServerError) as unserved:
+        await client.embeddings.create(model="default", input="a")
+    assert unserved.value.type == "inference_error"
+    assert "openai/embeddings jobs need a pooling model" in unserved.value.message
+
+
+async def test_models_come_from_vllm(client: openai.AsyncOpenAI, fake_vllm: FakeVllm) -> None:
+    fake_vllm.behaviour.aliases = ["sql-lora"]
+    assert [model.id async for model in client.models.list()] == ["default", "sql-lora"]
+
+
+async def test_a_client_that_goes_away_revokes_its_job_and_vllm_aborts_it(
+    front: OpenAIFront, fake_vllm: FakeVllm
+) -> None:
+    fake_vllm.behaviour.hang = True
+    async with httpx.AsyncClient(base_url=front.url) as http:
+        request = asyncio.create_task(http.post("/v1/chat/completions", json={"messages": MESSAGES}))
+        await eventually(lambda: fake_vllm.record.running == 1, what="the request running in vLLM")
+        request.cancel()
+    await eventually(lambda: len(fake_vllm.record.closed) == 1, what="vLLM's request closed")
+
+
+async def test_without_a_worker_the_front_answers_503(fake_vllm: FakeVllm) -> None:
+    async def no_models() -> list[str]:
+        return []
+
+    async with OpenAIFront("127.0.0.1", 0, "127.0.0.1", 0, no_models) as dev, httpx.AsyncClient() as http:
+        answer = await http.post(f"{dev.url}/v1/chat/completions", json={"messages": MESSAGES})
+        bad = await http.post(f"{dev.url}/v1/chat/completions", content=b"{not json")
+    assert answer.status_code == 503
+    assert answer.json()["error"]["message"] == "no worker is connected to this queue"
+    assert (bad.status_code, bad.json()["error"]["type"]) == (400, "invalid_request_error")
+
+
+@pytest.mark.slow
+async def test_the_dev_command_serves_until_sigterm(fake_vllm: FakeVllm) -> None:
+    process = spawn(cli("dev", "--port", "0", "--http-port", "0"), {"VLLM_PORT": str(fake_vllm.port)})
+    try:
+        front_url = await asyncio.to_thread(read_until, process, "OpenAI-compatible front on ")
+        async with httpx.AsyncClient() as http:
+            models = (await http.get(f"{front_url}/models")).json()
+        assert [model["id"] for model in models["data"]] == ["default"]
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 15) == 0
+    finally:
+        terminate(process)
+
+
+def read_until(process: subprocess.Popen[str], marker: str) -> str:
+    """The URL that follows `marker` in the process's log."""
+    assert process.stderr is not None
+    for line in process.stderr:
+        if marker in line:
+            return line.split(marker)[1].split()[0].removesuffix(":")
+    raise AssertionError(f"the log ended without {marker!r}")
