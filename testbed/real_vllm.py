@@ -1,6 +1,7 @@
 """Real vLLM (the CPU build, the tiny model from `make vllm-env`): where it is, how to start and stop it."""
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -13,6 +14,14 @@ VLLM_COMMAND = ROOT / ".cache" / "bin" / "vllm"
 TINY_MODEL = ROOT / ".cache" / "tiny-chat-model"
 VLLM_ARGS = "--max-model-len 8192 --dtype bfloat16"
 STARTUP_TIMEOUT = 400.0
+
+
+def vllm_python() -> str:
+    """The Python of vLLM's environment, as named by the `vllm` wrapper `make vllm-env` wrote."""
+    found = re.search(r'exec "([^"]+)"', VLLM_COMMAND.read_text())
+    if found is None:
+        raise RuntimeError(f"{VLLM_COMMAND} names no Python")
+    return found.group(1)
 
 
 def is_set_up() -> bool:

@@ -38,6 +38,9 @@ REFUSED: dict[str, str] = {
     "kv_transfer_params": "internal to disaggregated vLLM deployments",
     "ec_transfer_params": "internal to disaggregated vLLM deployments",
     "best_of": "vLLM no longer takes it; use n",
+    **dict.fromkeys(
+        ("mm_payload", "return_mm_kwargs", "routed_experts_prompt_start"), "a vLLM internal the worker does not pass"
+    ),
     "functions": "deprecated by OpenAI and not implemented by vLLM; use tools",
     "function_call": "deprecated by OpenAI and not implemented by vLLM; use tool_choice",
     **dict.fromkeys(
@@ -77,7 +80,6 @@ class JobPayload(Strict):
     cache_salt: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
     truncate_prompt_tokens: Annotated[int, Field(ge=-1)] | None = None
     truncation_side: Literal["left", "right"] | None = None
-    mm_processor_kwargs: Options | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -272,6 +274,7 @@ class ChatPayload(GenerationPayload):
     add_generation_prompt: bool | None = None
     continue_final_message: bool | None = None
     documents: list[dict[str, str]] | None = None
+    mm_processor_kwargs: Options | None = None
     chat_template: str | None = None
     chat_template_kwargs: Options | None = None
     media_io_kwargs: dict[str, Options] | None = None
@@ -334,6 +337,7 @@ class EmbeddingsPayload(JobPayload):
     use_activation: bool | None = None
     add_special_tokens: bool | None = None
     padding: Literal["max_length", "do_not_pad"] | None = None
+    mm_processor_kwargs: Options | None = None
 
 
 ScoreText = str | Options
@@ -349,6 +353,7 @@ class PoolingPayload(JobPayload):
     max_tokens_per_doc: Annotated[int, Field(ge=0)] | None = None
     instruction: str | None = None
     chat_template_kwargs: Options | None = None
+    mm_processor_kwargs: Options | None = None
 
 
 SCORE_PAIRS = (("queries", "documents"), ("queries", "items"), ("text_1", "text_2"), ("data_1", "data_2"))

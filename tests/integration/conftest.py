@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,14 +16,18 @@ import pytest
 from testbed.fake_vllm import FakeVllm
 
 from adapters.local_queue import LocalQueue
+from adapters.openai_front import OpenAIFront
 from adapters.websocket_queue import Backoff, WebSocketQueue
 from application.service import Timings, WorkerService
 from application.settings import Settings, load_settings
 from main import Container
+from tests.conftest import eventually
 from tests.fakes.fake_api import FakeApi
+from tests.integration.real_vllm import VLLM_ARGS, require_real_vllm, start_vllm, stop_group, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token-0123456789"
+TOOL_CALLING = "--enable-auto-tool-choice --tool-call-parser hermes"
 FAST = Timings(health_interval=0.1, readiness_interval=0.05, flush_timeout=2.0)
 
 
@@ -46,7 +51,10 @@ async def queue() -> AsyncIterator[LocalQueue]:
         yield local_queue
 
 
-def worker_environment(queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi, **overrides: Any) -> dict[str, str]:
+def worker_environment(
+    queue: LocalQueue, fake_vllm: FakeVllm | None, fake_api: FakeApi, **overrides: Any
+) -> dict[str, str]:
+    """The worker's variables for the test bed; without a fake vLLM, VLLM_PORT comes in `overrides`."""
     environment = {
         "CASOLA_WS_URL": queue.url,
         "CASOLA_CONFIG_ID": "cfg-1",
@@ -55,7 +63,7 @@ def worker_environment(queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi
         "CASOLA_API_TOKEN": TOKEN,
         "CASOLA_HEARTBEAT_INTERVAL": "0.2",
         "VLLM_MODEL": "tiny",
-        "VLLM_PORT": str(fake_vllm.port),
+        "VLLM_PORT": str(fake_vllm.port if fake_vllm else 8000),
         "VLLM_STARTUP_TIMEOUT": "10",
     }
     environment.update({name: str(value) for name, value in overrides.items()})
@@ -153,3 +161,44 @@ def free_port() -> int:
 
 def chat(content: str = "What is the capital of France?") -> list[dict[str, str]]:
     return [{"role": "user", "content": content}]
+
+
+@pytest.fixture(scope="session")
+def vllm_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """One real vLLM (the tiny model, tool calling on) for the whole real-vLLM tier: its start is the slow part."""
+    require_real_vllm()
+    port = free_port()
+    log: Path = tmp_path_factory.mktemp("vllm") / "vllm.log"
+    process = start_vllm(port, log, f"{VLLM_ARGS} {TOOL_CALLING}")
+    try:
+        wait_until_ready(port, process, log)
+        yield port
+    finally:
+        stop_group(process)
+
+
+@asynccontextmanager
+async def front_and_worker(fake_api: FakeApi, vllm_port: int, **overrides: Any) -> AsyncIterator[OpenAIFront]:
+    """`worker-vllm dev`'s front on free ports and one worker (wired by the container) connected to it."""
+
+    async def no_models() -> list[str]:
+        return []
+
+    async with OpenAIFront("127.0.0.1", 0, "127.0.0.1", 0, no_models, timeout=120) as front:
+        variables = {"VLLM_PORT": vllm_port, "CASOLA_MAX_JOBS": 4, **overrides}
+        settings = load_settings(worker_environment(front.queue, None, fake_api, **variables))
+        container = Container(settings=settings)
+        container.timings.override(FAST)
+        container.queue.override(WebSocketQueue(settings.queue_url, settings.api_token, Backoff(0.1, 0.5)))
+        probe = await container.probe()  # type: ignore[misc]
+        front.list_models = probe.models
+        service = await container.service()  # type: ignore[misc]
+        task = asyncio.create_task(service.run())
+        try:
+            await eventually(lambda: front.workers, timeout=30, what="the worker registered")
+            yield front
+        finally:
+            service.request_shutdown()
+            service.request_shutdown()
+            await asyncio.wait_for(task, 15)
+            await container.shutdown_resources()  # type: ignore[misc]

@@ -11,34 +11,16 @@ import pytest
 from testbed.fake_vllm import FakeVllm
 
 from adapters.openai_front import OpenAIFront
-from adapters.websocket_queue import Backoff, WebSocketQueue
-from application.settings import load_settings
-from main import Container
 from tests.conftest import eventually
 from tests.fakes.fake_api import FakeApi
-from tests.integration.conftest import FAST, cli, spawn, terminate, worker_environment
+from tests.integration.conftest import cli, front_and_worker, spawn, terminate
 
 
 @pytest.fixture
 async def front(fake_vllm: FakeVllm, fake_api: FakeApi) -> AsyncIterator[OpenAIFront]:
     """The front on free ports, and one worker (capacity 4) connected to it."""
-
-    async def vllm_models() -> list[str]:
-        return ["default", *fake_vllm.behaviour.aliases]
-
-    async with OpenAIFront("127.0.0.1", 0, "127.0.0.1", 0, vllm_models, timeout=10) as dev:
-        environment = worker_environment(dev.queue, fake_vllm, fake_api, CASOLA_MAX_JOBS=4)  # type: ignore[arg-type]
-        settings = load_settings(environment)
-        container = Container(settings=settings)
-        container.timings.override(FAST)
-        container.queue.override(WebSocketQueue(settings.queue_url, settings.api_token, Backoff(0.1, 0.5)))
-        service = await container.service()  # type: ignore[misc]
-        task = asyncio.create_task(service.run())
-        await eventually(lambda: dev.workers, what="the worker registered")
+    async with front_and_worker(fake_api, fake_vllm.port) as dev:
         yield dev
-        service.request_shutdown()
-        await asyncio.wait_for(task, 15)
-        await container.shutdown_resources()  # type: ignore[misc]
 
 
 @pytest.fixture

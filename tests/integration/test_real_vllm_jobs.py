@@ -2,38 +2,19 @@
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from adapters.local_queue import LocalQueue, chat_job
 from tests.conftest import eventually
-from tests.integration.conftest import StartWorker, chat, free_port
+from tests.integration.conftest import StartWorker, chat
 from tests.integration.real_vllm import (
     LONG,
     requests_running,
-    require_real_vllm,
-    start_vllm,
-    stop_group,
-    wait_until_ready,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
-
-
-@pytest.fixture(scope="module")
-def vllm_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    require_real_vllm()
-    port = free_port()
-    log: Path = tmp_path_factory.mktemp("vllm") / "vllm.log"
-    process = start_vllm(port, log)
-    try:
-        wait_until_ready(port, process, log)
-        yield port
-    finally:
-        stop_group(process)
 
 
 async def test_results_carry_real_usage_and_finish_reasons(

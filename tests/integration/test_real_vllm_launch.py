@@ -23,6 +23,7 @@ from tests.integration.real_vllm import (
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
+TOOL = {"type": "function", "function": {"name": "get_city", "parameters": {"type": "object"}}}
 
 
 def launch_environment(queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi, port: int) -> dict[str, str]:
@@ -70,6 +71,8 @@ async def test_sigterm_mid_job_finishes_it_stops_vllm_and_exits_zero(
         await queue.push(chat_job("first", chat(), max_tokens=4))
         first = (await queue.wait_for_type("job_result", "first", timeout=60))["result"]
         assert first["completion"]["usage"]["completion_tokens"] == 4
+        await queue.push(chat_job("tools", chat(), tools=[TOOL], tool_choice="auto"))  # launched without tool calling
+        tools = (await queue.wait_for_type("job_error", "tools", timeout=60))["error"]
         await queue.push(chat_job("long", chat(), **LONG))
         await log.wait_for("job long started")
         worker.send_signal(signal.SIGTERM)
@@ -78,6 +81,8 @@ async def test_sigterm_mid_job_finishes_it_stops_vllm_and_exits_zero(
     finally:
         terminate(worker)
     assert code == 0
+    assert tools.startswith('inference_error: vLLM answered HTTP 400: "auto" tool choice requires')
+    assert tools.endswith("add both to VLLM_EXTRA_ARGS") and "--enable-auto-tool-choice --tool-call-parser" in tools
     assert result["result"]["completion"]["usage"]["completion_tokens"] == 6000
     assert queue.frames_of("drain")
     assert fake_api.statuses()[-1] == "stopping"
