@@ -90,11 +90,16 @@ main() {
   trap 'signalled=TERM' TERM
   trap 'signalled=INT' INT
 
-  setsid "${VLLM_COMMAND[@]}" &
+  # Each in a process group of its own (job control on while they start), to stop each with its children;
+  # not in a session of its own: with autogroup scheduling a new session is a scheduling group of its own,
+  # and vLLM ran 4x slower beside a busy worker that way.
+  set -m
+  "${VLLM_COMMAND[@]}" &
   vllm_pid=$!
-  log "started vLLM: ${VLLM_COMMAND[*]} (pid $vllm_pid)"
-  setsid "${WORKER_COMMAND[@]}" &
+  "${WORKER_COMMAND[@]}" &
   worker_pid=$!
+  set +m
+  log "started vLLM: ${VLLM_COMMAND[*]} (pid $vllm_pid)"
   log "started the worker: ${WORKER_COMMAND[*]} (pid $worker_pid)"
 
   while [[ -z $signalled ]] && running "$vllm_pid" && running "$worker_pid"; do

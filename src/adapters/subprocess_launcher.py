@@ -64,7 +64,7 @@ class SubprocessLauncher:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
+            process_group=0,  # a group of its own to stop it whole; not a session (autogroup scheduling)
             preexec_fn=_die_with_parent,
             env=self.env,
             limit=LINE_LIMIT,

@@ -1,6 +1,7 @@
 """The `worker-vllm` command line as real subprocesses: run, SIGTERM, --launch-vllm, send-test-job, check-vllm."""
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -70,6 +71,8 @@ async def test_launch_vllm_supervises_it_and_leaves_no_process_behind(
         await queue.wait_for_type("job_result", "j1")
         pids = [int(pid) for pid in pid_file.read_text().split()]
         assert all(alive(pid) for pid in pids)
+        assert os.getpgid(pids[0]) == pids[0] != os.getpgid(worker.pid)  # a process group of its own...
+        assert os.getsid(pids[0]) == os.getsid(worker.pid)  # ...in the worker's session (autogroup scheduling)
         worker.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(worker.wait, 60)
     finally:
