@@ -10,8 +10,10 @@ writes bench/results/bench_vllm.json. Run `make vllm-env` first (`make bench-vll
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -19,8 +21,10 @@ from typing import Any
 
 from testbed.real_vllm import TINY_MODEL, VLLM_COMMAND, start_vllm, stop_group
 
+from adapters.local_queue import LocalQueue
 from bench.bench_worker import (
     RESULTS,
+    SRC,
     WorkerUnderTest,
     direct,
     free_port,
@@ -115,6 +119,83 @@ async def bench(concurrencies: list[int], requests: int, rounds: int, pinned: bo
         stop_group(process)
 
 
+LAUNCH_ARGS = "--max-model-len 512 --dtype bfloat16"
+LAUNCHES = ("plain", "worker", "new session")
+
+
+async def launch_comparison(concurrency: int, requests: int, rounds: int) -> list[dict[str, Any]]:
+    """Direct throughput to vLLM started three ways, unpinned, as `make demo` and the tests run it: plainly (in
+    the caller's session), by `worker-vllm run --launch-vllm`, and in a new session (setsid, as before).
+
+    The three run side by side and are measured in alternating rounds (A B C C B A ...), so the machine's
+    drift falls on all three alike.
+    """
+    print(f"\nvLLM as launched, direct load at concurrency {concurrency}, all cores shared (three vLLMs starting)")
+    ports = {how: free_port() for how in LAUNCHES}
+    runs: dict[str, list[dict[str, Any]]] = {how: [] for how in LAUNCHES}
+    async with LocalQueue() as queue, contextlib.AsyncExitStack() as stack:
+        for how in LAUNCHES:
+            log = Path(tempfile.mkdtemp()) / "vllm.log"
+            await stack.enter_async_context(Launched(how, ports[how], log, queue.url))
+        for how in LAUNCHES:
+            url = f"http://127.0.0.1:{ports[how]}"
+            await wait_until_healthy(url, timeout=600)
+            await direct(url, "default", concurrency, 2 * concurrency, PAYLOAD)  # warm-up
+        for round_number in range(rounds):
+            for how in LAUNCHES if round_number % 2 == 0 else LAUNCHES[::-1]:
+                url = f"http://127.0.0.1:{ports[how]}"
+                runs[how].append(as_run(await direct(url, "default", concurrency, requests, PAYLOAD)))
+    print(f"{'launched':>12} | {'direct/s':>8} {'p50':>7} {'p99':>7} | {'ratio to plain':>14}")
+    rows: list[dict[str, Any]] = []
+    for how in LAUNCHES:
+        result = without_latencies(merged(runs[how]))
+        ratio = result["jobs_per_s"] / rows[0]["direct"]["jobs_per_s"] if rows else 1.0
+        rows.append({"launched": how, "concurrency": concurrency, "direct": result, "ratio_to_plain": ratio})
+        print(
+            f"{how:>12} | {result['jobs_per_s']:>8.1f} {result['p50_ms']:>5.0f}ms {result['p99_ms']:>5.0f}ms | "
+            f"{ratio:>14.2f}",
+            flush=True,
+        )
+    return rows
+
+
+class Launched:
+    """vLLM started one of the `LAUNCHES` ways, stopped (with its whole group) on exit."""
+
+    def __init__(self, how: str, port: int, log: Path, queue_url: str) -> None:
+        self.how, self.port, self.log, self.queue_url = how, port, log, queue_url
+
+    async def __aenter__(self) -> None:
+        if self.how == "worker":
+            self.process = worker_launching_vllm(self.port, self.log, self.queue_url)
+        else:
+            self.process = start_vllm(self.port, self.log, LAUNCH_ARGS, new_session=self.how == "new session")
+
+    async def __aexit__(self, *_: object) -> None:
+        if self.how == "worker":
+            self.process.terminate()  # the worker stops its vLLM
+            await asyncio.to_thread(self.process.wait, 120)
+        else:
+            stop_group(self.process)
+
+
+def worker_launching_vllm(port: int, log: Path, queue_url: str) -> subprocess.Popen[bytes]:
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(SRC),
+        "CASOLA_WS_URL": queue_url,
+        "CASOLA_CONFIG_ID": "bench",
+        "VLLM_MODEL": str(TINY_MODEL),
+        "VLLM_SERVE_COMMAND": str(VLLM_COMMAND),
+        "VLLM_PORT": str(port),
+        "VLLM_EXTRA_ARGS": LAUNCH_ARGS,
+        "VLLM_STARTUP_TIMEOUT": "400",
+    }
+    command = [sys.executable, "-m", "main", "run", "--launch-vllm"]
+    with log.open("wb") as output:
+        return subprocess.Popen(command, env=environment, stdout=output, stderr=subprocess.STDOUT)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--concurrency", default="1,8,32")
@@ -123,13 +204,16 @@ def main() -> None:
     parser.add_argument(
         "--no-pin", dest="pin", action="store_false", help="let vLLM, the bench and the worker share every core"
     )
+    parser.add_argument("--no-launch", dest="launch", action="store_false", help="skip the launch comparison")
     args = parser.parse_args()
     if not VLLM_COMMAND.exists() or not TINY_MODEL.exists():
         sys.exit("real vLLM is not set up: run `make vllm-env`")
     rows = asyncio.run(bench([int(c) for c in args.concurrency.split(",")], args.requests, args.rounds, args.pin))
+    os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+    launches = asyncio.run(launch_comparison(32, 4 * args.requests, 4)) if args.launch else []
     RESULTS.mkdir(parents=True, exist_ok=True)
     output = RESULTS / "bench_vllm.json"
-    output.write_text(json.dumps({"machine_cores": os.cpu_count(), "rows": rows}, indent=2))
+    output.write_text(json.dumps({"machine_cores": os.cpu_count(), "rows": rows, "launches": launches}, indent=2))
     print(f"saved {output}")
 
 

@@ -28,14 +28,22 @@ def is_set_up() -> bool:
     return VLLM_COMMAND.exists() and (TINY_MODEL / "config.json").exists()
 
 
-def start_vllm(port: int, log: Path, args: str = VLLM_ARGS, cpus: set[int] | None = None) -> subprocess.Popen[bytes]:
-    """vLLM in its own process group; `cpus` pins it (and every process it starts) to those cores."""
+def start_vllm(
+    port: int, log: Path, args: str = VLLM_ARGS, cpus: set[int] | None = None, new_session: bool = False
+) -> subprocess.Popen[bytes]:
+    """vLLM in its own process group (in the caller's session, unless `new_session`: under autogroup scheduling
+    a session is a scheduling group of its own); `cpus` pins it (and every process it starts) to those cores."""
     command = [str(VLLM_COMMAND), "serve", str(TINY_MODEL), "--host", "127.0.0.1", "--port", str(port)]
     command += ["--served-model-name", "default", *args.split()]
     pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
     with log.open("wb") as output:
         return subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=pin
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=new_session,
+            process_group=None if new_session else 0,
+            preexec_fn=pin,
         )
 
 

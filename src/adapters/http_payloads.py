@@ -2,17 +2,18 @@
 on the whole transfer, and only to the addresses the guarded network allows."""
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import msgspec
 
 from adapters.guarded_network import AddressRefused
 from domain.errors import PayloadTransferFailed
 
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+_decode = msgspec.json.Decoder().decode  # strict: NaN, Infinity and invalid text are refused here
 DEFAULT_DEADLINE = 60.0
 
 
@@ -29,9 +30,9 @@ class HttpPayloadStore:
             _check_status(response)
             body = await self._read_capped(response)
         try:
-            return json.loads(body)
-        except ValueError as error:
-            raise PayloadTransferFailed(f"not JSON: {error}") from None
+            return _decode(body)
+        except msgspec.DecodeError as error:
+            raise PayloadTransferFailed(f"not strict JSON: {error}") from None
         except RecursionError:
             raise PayloadTransferFailed("not JSON the worker reads: nested too deeply") from None
 

@@ -14,8 +14,11 @@ PR_SET_PDEATHSIG = 1
 LINE_LIMIT = 1024 * 1024
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM it if the worker dies without cleaning up."""
+def _own_group_dying_with_parent() -> None:
+    """Runs in the child before exec: a process group of its own, so it can be stopped whole, but not a session
+    (under autogroup scheduling a new session is a scheduling group of its own: vLLM ran 4x slower); and
+    SIGTERM if the worker dies without cleaning up. (`process_group=0` would do the first; uvloop lacks it.)"""
+    os.setpgid(0, 0)
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -64,8 +67,7 @@ class SubprocessLauncher:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-            process_group=0,  # a group of its own to stop it whole; not a session (autogroup scheduling)
-            preexec_fn=_die_with_parent,
+            preexec_fn=_own_group_dying_with_parent,
             env=self.env,
             limit=LINE_LIMIT,
         )

@@ -13,7 +13,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from application.ports import QueueRejected
 from domain.frames import OutboundFrame, encode
 from domain.outbox import Outbox
-from domain.untrusted import shown, without_credentials, without_secrets
+from domain.untrusted import shown, without_credentials
 
 log = logging.getLogger("worker.queue")
 
@@ -60,15 +60,19 @@ class WebSocketQueue:
         self.max_frame_bytes = max_frame_bytes
         self.ping_interval = ping_interval
         self.secrets = secrets or []
+        self._secret_bytes = [secret.encode() for secret in self.secrets]  # longest first, as given
         self._pending = asyncio.Event()
         self._empty = asyncio.Event()
         self._empty.set()
         self._closing = asyncio.Event()
         self._connection: ClientConnection | None = None
 
-    def _wire(self, frame: OutboundFrame) -> str:
-        """The frame's text, with no secret value in it (a vLLM error can quote one)."""
-        return without_secrets(encode(frame), self.secrets)
+    def _wire(self, frame: OutboundFrame) -> bytes:
+        """The frame's UTF-8 text, with no secret value in it (a vLLM error can quote one)."""
+        text = encode(frame)
+        for secret in self._secret_bytes:
+            text = text.replace(secret, b"***")
+        return text
 
     @property
     def shown_url(self) -> str:
@@ -146,7 +150,7 @@ class WebSocketQueue:
     ) -> None:
         try:
             for frame in on_connect():
-                await connection.send(self._wire(frame))
+                await connection.send(self._wire(frame), text=True)
             log.info("queue: connected to %s and registered", self.shown_url)
             self._connection = connection
             writer = asyncio.create_task(self._write(connection))
@@ -166,7 +170,7 @@ class WebSocketQueue:
         while True:
             while self.outbox:
                 try:
-                    await connection.send(self._wire(self.outbox.first()))
+                    await connection.send(self._wire(self.outbox.first()), text=True)
                 except ConnectionClosed:
                     return
                 self.outbox.sent()

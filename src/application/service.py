@@ -229,7 +229,7 @@ class WorkerService:
     def _start(self, running: RunningJob) -> None:
         assert self._group is not None
         job = running.job
-        log.info("job %s started (%s, fence %d)", job.job_id, job.mode, job.fence_token)
+        log.debug("job %s started (%s, fence %d)", job.job_id, job.mode, job.fence_token)  # info: one line a job
         running.handle = self._group.create_task(self._run_job(running))
 
     async def _run_job(self, running: RunningJob) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from domain.jobs import Job, JobMode
@@ -96,26 +97,52 @@ class _ErrorFrame(BaseModel):
     message: str = ""
 
 
+_decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
+
+
 def parse_frame(text: str | bytes) -> InboundFrame:
-    """The frame as an event, or `MalformedFrame` saying what is wrong."""
+    """The frame as an event, or `MalformedFrame` saying what is wrong.
+
+    Strict JSON, decoded once (msgspec): nothing after it checks a payload for NaN or invalid text again.
+    What only a lenient reader takes (NaN, Infinity, lone surrogates, numbers past a double) fails its job.
+    """
+    not_strict = None
     try:
-        data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise MalformedFrame(f"not JSON: {error}") from None
-    except RecursionError:
-        raise MalformedFrame("not JSON the worker reads: nested too deeply") from None
+        data = _decode(text)
+    except (msgspec.DecodeError, RecursionError, UnicodeError):
+        data, not_strict = _read_leniently(text)
     if not isinstance(data, dict):
         raise MalformedFrame(f"not a JSON object but {type(data).__name__}")
     frame_type = data.get("type")
     if not isinstance(frame_type, str):
         raise MalformedFrame("no string field 'type'")
     try:
+        if not_strict is not None and frame_type == "job":
+            raise MalformedFrame(not_strict)
         return _parse_typed(frame_type, data)
     except (ValidationError, MalformedFrame) as error:
         reason = describe_validation_error(error) if isinstance(error, ValidationError) else str(error)
         if frame_type == "job" and (bad := _bad_job(data, reason)) is not None:
             return bad
         raise MalformedFrame(f"{frame_type}: {reason}") from None
+
+
+def _read_leniently(text: str | bytes) -> tuple[Any, str]:
+    """What strict decoding refused, read by the standard library to tell why; `MalformedFrame` if not JSON."""
+    try:
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise MalformedFrame(f"not JSON: {error}") from None
+    except RecursionError:
+        raise MalformedFrame("not JSON the worker reads: nested too deeply") from None
+    try:
+        json.dumps(data, allow_nan=False, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return data, "a string holds a lone surrogate (not valid UTF-8)"
+    except ValueError:
+        return data, "NaN and Infinity are not JSON numbers vLLM reads"
+    return data, "not strict JSON"
 
 
 def _bad_job(data: dict[str, Any], reason: str) -> BadJob | None:
@@ -226,10 +253,13 @@ class Resume:
 OutboundFrame = Register | JobResult | JobResultRef | JobError | JobProgress | Drain | Pause | Resume
 
 
-def encode(frame: OutboundFrame) -> str:
-    """The frame as the JSON text the queue reads; fields that are None are left out."""
-    fields = {name: value for name, value in vars(frame).items() if value is not None}
-    return json.dumps({"type": frame.TYPE, **fields})
+def encode(frame: OutboundFrame) -> bytes:
+    """The frame as the UTF-8 JSON text the queue reads; fields that are None are left out."""
+    message = {"type": frame.TYPE} | {name: value for name, value in vars(frame).items() if value is not None}
+    try:
+        return _encode(message)
+    except UnicodeEncodeError:  # a lone surrogate from a leniently read frame: escaped, as JSON allows
+        return json.dumps(message).encode()
 
 
 def droppable(frame: OutboundFrame) -> bool:

@@ -4,7 +4,6 @@ A field the worker does not know is refused, named; a field it knows but cannot 
 `extra_body` carries vLLM fields not modelled yet: it may not set the model, the input or streaming.
 """
 
-import json
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Self
 
@@ -397,21 +396,10 @@ def validate_payload(
     """The payload as `model`, or a `JobFailed` naming what is wrong; `echo=False` keeps the values out of it."""
     if not isinstance(payload, dict):
         raise JobFailed(ErrorCategory.INVALID_PAYLOAD, f"payload must be a JSON object, got {type(payload).__name__}")
-    _check_strict_json(payload)
     try:
         return model.model_validate(payload, context={"limits": limits or PayloadLimits()})
     except ValidationError as error:
         raise JobFailed(ErrorCategory.INVALID_PAYLOAD, describe_validation_error(error, echo)) from None
-
-
-def _check_strict_json(payload: dict[str, Any]) -> None:
-    """What vLLM cannot read: NaN and Infinity, and strings that are not valid UTF-8 (lone surrogates)."""
-    try:
-        json.dumps(payload, allow_nan=False).encode()
-    except UnicodeEncodeError:
-        raise JobFailed(ErrorCategory.INVALID_PAYLOAD, "a string holds a lone surrogate (not valid UTF-8)") from None
-    except ValueError:
-        raise JobFailed(ErrorCategory.INVALID_PAYLOAD, "NaN and Infinity are not JSON numbers vLLM reads") from None
 
 
 UNKNOWN_FIELD = "unknown field, refused rather than dropped (a vLLM field the worker does not model goes in extra_body)"

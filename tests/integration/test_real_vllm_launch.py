@@ -23,6 +23,7 @@ from tests.integration.real_vllm import (
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
+LAUNCH = cli("run", "--launch-vllm", "--log-level", "debug")  # debug: "job ... started" lines
 TOOL = {"type": "function", "function": {"name": "get_city", "parameters": {"type": "object"}}}
 
 
@@ -63,7 +64,7 @@ async def test_sigterm_mid_job_finishes_it_stops_vllm_and_exits_zero(
 ) -> None:
     require_real_vllm()
     port = free_port()
-    worker = spawn(cli("run", "--launch-vllm"), launch_environment(queue, fake_vllm, fake_api, port))
+    worker = spawn(LAUNCH, launch_environment(queue, fake_vllm, fake_api, port))
     log = WorkerLog(worker)
     try:
         await queue.wait_for_type("register", timeout=420)
@@ -94,7 +95,7 @@ async def test_vllm_killed_mid_job_fails_the_job_and_the_worker(
 ) -> None:
     require_real_vllm()
     port = free_port()
-    worker = spawn(cli("run", "--launch-vllm"), launch_environment(queue, fake_vllm, fake_api, port))
+    worker = spawn(LAUNCH, launch_environment(queue, fake_vllm, fake_api, port))
     log = WorkerLog(worker)
     try:
         await queue.wait_for_type("register", timeout=420)

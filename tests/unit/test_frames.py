@@ -4,7 +4,18 @@ import json
 
 import pytest
 
-from domain.frames import BadJob, JobRevoked, MalformedFrame, QueueError, UnknownFrame, parse_frame
+from domain.frames import (
+    BadJob,
+    JobError,
+    JobProgress,
+    JobResult,
+    JobRevoked,
+    MalformedFrame,
+    QueueError,
+    UnknownFrame,
+    encode,
+    parse_frame,
+)
 from domain.jobs import Job, JobMode
 
 
@@ -70,6 +81,10 @@ BAD_JOBS = [
     ({"payload_url": "http://[::1"}, 0, "payload_url: must be an http:// or https:// URL with a host"),
     ({"payload_url": "file:///etc/passwd"}, 0, "payload_url: must be an http:// or https:// URL"),
     ({"result_upload_url": "ftp://x/y"}, 0, "result_upload_url: must be an http:// or https:// URL"),
+    ({"fence_token": 2, "payload": {"temperature": float("nan")}}, 2, "NaN and Infinity are not JSON numbers"),
+    ({"payload": {"extra_body": {"x": float("inf")}}}, 0, "NaN and Infinity are not JSON numbers vLLM reads"),
+    ({"payload": {"messages": [{"role": "user", "content": "\ud800"}]}}, 0, "a string holds a lone surrogate"),
+    ({"payload": {"seed": 1e308 * 10}}, 0, "NaN and Infinity are not JSON numbers vLLM reads"),
 ]
 
 
@@ -90,3 +105,16 @@ def test_fence_tokens_up_to_int64_are_accepted() -> None:
 def test_credentials_in_a_bad_url_are_not_repeated() -> None:
     bad = parse_frame(job_frame(payload_url="https://user:hunter2@x y/?token=abc"))
     assert isinstance(bad, BadJob) and "hunter2" not in bad.reason and "abc" not in bad.reason
+
+
+def test_a_frame_sent_back_keeps_a_lone_surrogate_escaped() -> None:
+    """The encoder never fails a frame: text that is not valid UTF-8 goes out escaped, as JSON allows."""
+    wire = encode(JobError("j\ud800", 1, "bad"))
+    assert json.loads(wire.decode("utf-8"))["job_id"] == "j\ud800"
+
+
+def test_outbound_frames_are_compact_utf8_json_without_none_fields() -> None:
+    assert encode(JobProgress("j", 3)) == b'{"type":"job_progress","job_id":"j","fence_token":3}'
+    assert json.loads(encode(JobResult("é", 1, {"text": "Paris ✓"}))) == {
+        "type": "job_result", "job_id": "é", "fence_token": 1, "result": {"text": "Paris ✓"}
+    }  # fmt: skip
