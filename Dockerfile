@@ -1,5 +1,8 @@
 # The worker on top of vLLM's OpenAI server image; entrypoint.sh runs and supervises both.
-ARG BASE_IMAGE=vllm/vllm-openai:v0.11.0
+# VLLM_VERSION is the one place the vLLM version lives: scripts/setup-vllm.sh reads it from here, so the
+# real-vLLM tests run the vLLM (its CPU build) that this image is built on.
+ARG VLLM_VERSION=0.32.0
+ARG BASE_IMAGE=vllm/vllm-openai:v${VLLM_VERSION}
 FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -17,6 +20,11 @@ COPY src ./src
 RUN python3 docker/install_worker.py /app \
     && worker-vllm --help >/dev/null
 COPY --chmod=0755 entrypoint.sh /app/entrypoint.sh
+
+# The worker's /healthz (WORKER_HTTP_PORT, 8081 by default; 0 turns the endpoint and this check off).
+EXPOSE 8081
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python3", "-c", "import os, sys, urllib.request; port = os.environ.get('WORKER_HTTP_PORT', '8081'); sys.exit(0) if port == '0' else urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4)"]
 
 # Nothing under /app is written at run time, so the image also runs as a non-root --user.
 ENTRYPOINT ["/app/entrypoint.sh"]

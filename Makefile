@@ -17,6 +17,7 @@ lint: setup
 	$(BIN)/ruff check src tests testbed bench scripts docker
 	$(BIN)/ruff format --check src tests testbed bench scripts docker
 	$(BIN)/mypy src
+	$(BIN)/hadolint Dockerfile
 
 test: setup vllm-env lint  ## lint, types, then every test (the real-vLLM tier included)
 	$(BIN)/pytest

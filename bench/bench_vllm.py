@@ -54,15 +54,15 @@ async def measure(port: int, concurrency: int, requests: int, rounds: int) -> di
     cpu_total = 0.0
     environment = {"CASOLA_HEARTBEAT_INTERVAL": "60", "VLLM_STARTUP_TIMEOUT": "60"}
     async with WorkerUnderTest(port, concurrency, environment, PAYLOAD) as under_test:
-        await direct(url, "default", concurrency, 4 * concurrency, PAYLOAD)  # warm-up
+        await direct(url, concurrency, 4 * concurrency, PAYLOAD)  # warm-up
         for round_number in range(rounds):  # A B B A ...: drift in the machine falls on both paths alike
             if round_number % 2 == 0:
-                direct_runs.append(as_run(await direct(url, "default", concurrency, requests, PAYLOAD)))
+                direct_runs.append(as_run(await direct(url, concurrency, requests, PAYLOAD)))
             through, cpu = await under_test.run(requests)
             worker_runs.append(as_run(through))
             cpu_total += cpu
             if round_number % 2 == 1:
-                direct_runs.append(as_run(await direct(url, "default", concurrency, requests, PAYLOAD)))
+                direct_runs.append(as_run(await direct(url, concurrency, requests, PAYLOAD)))
         rss = peak_rss_mb(under_test.worker.pid)
     base, work = merged(direct_runs), merged(worker_runs)
     return {
@@ -140,11 +140,11 @@ async def launch_comparison(concurrency: int, requests: int, rounds: int) -> lis
         for how in LAUNCHES:
             url = f"http://127.0.0.1:{ports[how]}"
             await wait_until_healthy(url, timeout=600)
-            await direct(url, "default", concurrency, 2 * concurrency, PAYLOAD)  # warm-up
+            await direct(url, concurrency, 2 * concurrency, PAYLOAD)  # warm-up
         for round_number in range(rounds):
             for how in LAUNCHES if round_number % 2 == 0 else LAUNCHES[::-1]:
                 url = f"http://127.0.0.1:{ports[how]}"
-                runs[how].append(as_run(await direct(url, "default", concurrency, requests, PAYLOAD)))
+                runs[how].append(as_run(await direct(url, concurrency, requests, PAYLOAD)))
     print(f"{'launched':>12} | {'direct/s':>8} {'p50':>7} {'p99':>7} | {'ratio to plain':>14}")
     rows: list[dict[str, Any]] = []
     for how in LAUNCHES:

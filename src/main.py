@@ -1,31 +1,33 @@
 """The composition root and the `worker-vllm` command line."""
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
 import typer
 from dependency_injector import containers, providers
 
 from adapters.aiohttp_inference import AiohttpInference, vllm_session
-from adapters.clients import http_client, openai_client, payload_client
+from adapters.clients import http_client, payload_client
+from adapters.http_endpoint import WorkerEndpoint
 from adapters.http_heartbeats import HttpHeartbeats
 from adapters.http_payloads import HttpPayloadStore
 from adapters.http_vllm_probe import HttpVllmProbe
 from adapters.local_queue import LocalQueue, chat_job
 from adapters.log_format import configure_logging
-from adapters.openai_front import OpenAIFront
-from adapters.openai_inference import OpenAIInference
+from adapters.prometheus_metrics import PrometheusMetrics
 from adapters.subprocess_launcher import SubprocessLauncher
 from adapters.test_job import one_test_job
 from adapters.websocket_queue import WebSocketQueue
 from application.diagnostics import Diagnostics
 from application.job_runner import JobRunner
+from application.ports import Inference
 from application.served_models import ServedModels
 from application.service import Timings, WorkerService
 from application.settings import (
@@ -44,21 +46,41 @@ EXIT_CONFIGURATION = 78
 T = TypeVar("T", bound=VllmSettings)
 
 
+async def openai_client(base_url: str, api_key: str | None, timeout: float) -> AsyncIterator[Any]:
+    """The official client, for check-vllm; the openai package (20 MB) is imported only when one is asked for."""
+    from adapters import openai_inference
+
+    async with contextlib.asynccontextmanager(openai_inference.openai_client)(base_url, api_key, timeout) as client:
+        yield client
+
+
+def openai_inference(client: Any) -> Inference:
+    from adapters.openai_inference import OpenAIInference
+
+    return OpenAIInference(client)
+
+
 class Container(containers.DeclarativeContainer):
     """Wires the ports to their adapters; only this module and tests touch it."""
 
     settings = providers.Dependency(instance_of=VllmSettings)
     setting = settings.provided
     http = providers.Resource(http_client)
-    vllm_http = providers.Resource(vllm_session, setting.vllm_api_key, setting.request_timeout)
+    vllm_http = providers.Resource(vllm_session, setting.vllm_api_key)
     inference = providers.Singleton(AiohttpInference, vllm_http, setting.vllm_base_url)
     openai = providers.Resource(openai_client, setting.vllm_base_url, setting.vllm_api_key, setting.request_timeout)
-    typed_inference = providers.Singleton(OpenAIInference, openai)  # check-vllm: the official client's view
+    typed_inference = providers.Singleton(openai_inference, openai)  # check-vllm: the official client's view
     probe = providers.Singleton(HttpVllmProbe, http, setting.vllm_base_url)
     diagnostics = providers.Factory(Diagnostics, probe, typed_inference, setting.VLLM_SERVED_MODEL_NAME)
     secrets = setting.secrets.call()
+    metrics = providers.Singleton(PrometheusMetrics)
     queue = providers.Singleton(
-        WebSocketQueue, setting.queue_url, setting.api_token, ping_interval=setting.ping_interval, secrets=secrets
+        WebSocketQueue,
+        setting.queue_url,
+        setting.api_token,
+        ping_interval=setting.ping_interval,
+        secrets=secrets,
+        metrics=metrics,
     )
     heartbeats = providers.Singleton(
         HttpHeartbeats,
@@ -68,14 +90,17 @@ class Container(containers.DeclarativeContainer):
         setting.CASOLA_INSTANCE_ID,
         setting.CASOLA_QUEUE_ID,
         secrets,
+        metrics,
     )
     payload_http = providers.Resource(payload_client, setting.payload_policy)
-    payloads = providers.Singleton(HttpPayloadStore, payload_http, setting.CASOLA_PAYLOAD_TIMEOUT)
+    payloads = providers.Singleton(HttpPayloadStore, payload_http, setting.CASOLA_PAYLOAD_TIMEOUT, metrics=metrics)
     models = providers.Singleton(ServedModels, probe, setting.VLLM_SERVED_MODEL_NAME)
     limits = providers.Factory(PayloadLimits, setting.CASOLA_MAX_CHOICES)
-    runner = providers.Singleton(JobRunner, inference, payloads, models, setting.CASOLA_JOB_TIMEOUT, limits)
+    runner = providers.Singleton(
+        JobRunner, inference, payloads, models, setting.CASOLA_JOB_TIMEOUT, limits, metrics=metrics
+    )
     timings = providers.Object(Timings())
-    service = providers.Singleton(WorkerService, settings, queue, heartbeats, probe, runner, timings)
+    service = providers.Singleton(WorkerService, settings, queue, heartbeats, probe, runner, timings, metrics=metrics)
     launcher = providers.Singleton(SubprocessLauncher)
     supervisor = providers.Singleton(VllmSupervisor, launcher, setting.vllm_command, setting.VLLM_STOP_TIMEOUT)
 
@@ -100,9 +125,31 @@ def run(
 async def run_worker(settings: Settings, launch_vllm: bool) -> int:
     async def run_service(container: Container) -> int:
         service: WorkerService = await container.service()  # type: ignore[misc]
-        return await (container.supervisor().run(service) if launch_vllm else service.run())
+        async with worker_endpoint(settings, container.metrics(), service):
+            return await (container.supervisor().run(service) if launch_vllm else service.run())
 
     return await in_container(settings, run_service)
+
+
+@contextlib.asynccontextmanager
+async def worker_endpoint(
+    settings: Settings, metrics: PrometheusMetrics, service: WorkerService
+) -> AsyncIterator[None]:
+    """/metrics, /healthz and /readyz on WORKER_HTTP_HOST:WORKER_HTTP_PORT (0: off) while the worker runs.
+
+    A port that cannot be had is logged, and the worker runs on: jobs matter more than their gauges."""
+    if settings.WORKER_HTTP_PORT == 0:
+        yield
+        return
+    endpoint = WorkerEndpoint(settings.WORKER_HTTP_HOST, settings.WORKER_HTTP_PORT, metrics.text, service.readiness)
+    try:
+        await endpoint.start()
+    except OSError as error:
+        log.error("no metrics and health endpoint: cannot listen on port %d: %s", endpoint.port, error.strerror)
+    try:
+        yield
+    finally:
+        await endpoint.stop()
 
 
 async def in_container(settings: VllmSettings, use: Callable[[Container], Awaitable[int]]) -> int:
@@ -177,6 +224,8 @@ def dev(
 
 
 async def serve_dev(settings: VllmSettings, host: str, port: int, http_port: int, timeout: float) -> int:
+    from adapters.openai_front import OpenAIFront  # aiohttp's server: only `dev` loads it
+
     async def serve(container: Container) -> int:
         probe: HttpVllmProbe = await container.probe()  # type: ignore[misc]
         front = OpenAIFront(host, port, host, http_port, probe.models, timeout)

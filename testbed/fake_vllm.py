@@ -31,6 +31,7 @@ class Behaviour:
     runner: str = "any"  # "generate" or "pooling": the other runner's routes answer 404, as vLLM's do
     tool_calling: bool = True  # False: tools are refused as by a vLLM without --tool-call-parser
     aliases: list[str] = field(default_factory=list)  # more names in /v1/models (LoRA adapters, ...)
+    waiting: int = 0  # vllm:num_requests_waiting in /metrics
 
 
 GENERATE_ROUTES = ("/v1/chat/completions", "/v1/completions")
@@ -44,6 +45,7 @@ class Record:
     running: int = 0
     peak_running: int = 0
     health_checks: int = 0
+    metrics_reads: int = 0
 
 
 class FakeVllm(ThreadingHTTPServer):
@@ -106,9 +108,11 @@ class Handler(BaseHTTPRequestHandler):
             self._json(200, {"object": "list", "data": [{"id": name, "object": "model"} for name in names]})
         elif self.path == "/metrics":
             record = self.server.record
+            record.metrics_reads += 1
+            model, waiting = self.server.served_model, self.server.behaviour.waiting
             text = (
-                f'vllm:num_requests_running{{model_name="{self.server.served_model}"}} {record.running}\n'
-                f'vllm:num_requests_waiting{{model_name="{self.server.served_model}"}} 0\n'
+                f'vllm:num_requests_running{{model_name="{model}"}} {record.running}\n'
+                f'vllm:num_requests_waiting{{model_name="{model}"}} {waiting}\n'
             )
             self._send(200, text.encode(), "text/plain")
         else:

@@ -19,14 +19,18 @@ _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 
 
-async def vllm_session(api_key: str | None, timeout: float) -> AsyncIterator[aiohttp.ClientSession]:
-    """One pool of keep-alive connections to vLLM, no limit but the worker's capacity; no hidden retries."""
+async def vllm_session(api_key: str | None) -> AsyncIterator[aiohttp.ClientSession]:
+    """One pool of keep-alive connections to vLLM, no limit but the worker's capacity; no hidden retries.
+
+    No cookies, no total timeout of its own: the job's deadline (`CASOLA_JOB_TIMEOUT`) bounds each request.
+    """
     headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {api_key}"} if api_key else {})}
     connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=IDLE_CLOSE)
     session = aiohttp.ClientSession(
         connector=connector,
         headers=headers,
-        timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=5.0),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=5.0),
+        cookie_jar=aiohttp.DummyCookieJar(),
         skip_auto_headers=("User-Agent",),
         auto_decompress=False,
     )

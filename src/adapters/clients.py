@@ -3,7 +3,6 @@
 from collections.abc import AsyncIterator
 
 import httpx
-import openai
 
 from adapters.guarded_network import GuardedNetwork, guarded_transport
 from domain.addresses import AddressPolicy
@@ -20,14 +19,3 @@ async def payload_client(policy: AddressPolicy) -> AsyncIterator[httpx.AsyncClie
     timeout = httpx.Timeout(10.0, connect=5.0)
     async with httpx.AsyncClient(transport=transport, timeout=timeout, trust_env=False) as client:
         yield client
-
-
-async def openai_client(base_url: str, api_key: str | None, timeout: float) -> AsyncIterator[openai.AsyncOpenAI]:
-    """No hidden retries: one could outlive a lease or a revoke."""
-    client = openai.AsyncOpenAI(
-        base_url=base_url, api_key=api_key or "EMPTY", max_retries=0, timeout=openai.Timeout(timeout, connect=5.0)
-    )
-    try:
-        yield client
-    finally:
-        await client.close()

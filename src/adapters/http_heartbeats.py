@@ -4,6 +4,8 @@ import logging
 
 import httpx
 
+from application.metrics import NO_METRICS
+from application.ports import WorkerMetrics
 from domain.rules import HeartbeatStatus
 from domain.untrusted import without_secrets
 
@@ -21,8 +23,10 @@ class HttpHeartbeats:
         instance_id: str,
         queue_id: str,
         secrets: list[str] | None = None,
+        metrics: WorkerMetrics = NO_METRICS,
     ) -> None:
         self.client = client
+        self.metrics = metrics
         self.url = f"{api_url}/api/heartbeats" if api_url else None
         self.token = token
         self.instance_id = instance_id
@@ -44,9 +48,11 @@ class HttpHeartbeats:
         try:
             response = await self.client.post(self.url, json=body, headers={"Authorization": f"Bearer {self.token}"})
         except httpx.HTTPError as error:
+            self.metrics.heartbeat_failed()
             log.warning("heartbeat %s failed: %s", status, type(error).__name__ + (f": {error}" if str(error) else ""))
             return
         if response.is_success:
             log.debug("heartbeat %s sent", status)
         else:
+            self.metrics.heartbeat_failed()
             log.warning("heartbeat %s failed: HTTP %d", status, response.status_code)

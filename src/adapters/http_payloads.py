@@ -10,6 +10,8 @@ import httpx
 import msgspec
 
 from adapters.guarded_network import AddressRefused
+from application.metrics import NO_METRICS
+from application.ports import WorkerMetrics
 from domain.errors import PayloadTransferFailed
 
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
@@ -19,9 +21,14 @@ DEFAULT_DEADLINE = 60.0
 
 class HttpPayloadStore:
     def __init__(
-        self, client: httpx.AsyncClient, deadline: float = DEFAULT_DEADLINE, max_bytes: int = MAX_PAYLOAD_BYTES
+        self,
+        client: httpx.AsyncClient,
+        deadline: float = DEFAULT_DEADLINE,
+        max_bytes: int = MAX_PAYLOAD_BYTES,
+        metrics: WorkerMetrics = NO_METRICS,
     ) -> None:
         self.client = client
+        self.metrics = metrics
         self.deadline = deadline
         self.max_bytes = max_bytes
 
@@ -29,6 +36,7 @@ class HttpPayloadStore:
         async with self._transfer("GET"), self.client.stream("GET", url, follow_redirects=False) as response:
             _check_status(response)
             body = await self._read_capped(response)
+        self.metrics.payload_bytes("fetched", len(body))
         try:
             return _decode(body)
         except msgspec.DecodeError as error:
@@ -52,6 +60,7 @@ class HttpPayloadStore:
                 url, content=body, headers={"Content-Type": "application/json"}, follow_redirects=False
             )
         _check_status(response)
+        self.metrics.payload_bytes("uploaded", len(body))
 
     @asynccontextmanager
     async def _transfer(self, method: str) -> AsyncIterator[None]:

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from application.ports import QueueRejected
+from application.metrics import NO_METRICS
+from application.ports import QueueRejected, WorkerMetrics
 from domain.frames import OutboundFrame, encode
 from domain.outbox import Outbox
 from domain.untrusted import shown, without_credentials
@@ -51,8 +52,10 @@ class WebSocketQueue:
         max_frame_bytes: int = 32 * 1024 * 1024,
         ping_interval: float = 3.75,
         secrets: list[str] | None = None,
+        metrics: WorkerMetrics = NO_METRICS,
     ) -> None:
         self.url = url
+        self.metrics = metrics
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.backoff = backoff or Backoff()
         self.outbox = Outbox(outbox_limit)
@@ -75,12 +78,17 @@ class WebSocketQueue:
         return text
 
     @property
+    def outbox_depth(self) -> int:
+        return len(self.outbox)
+
+    @property
     def shown_url(self) -> str:
         return without_credentials(self.url)
 
     def send(self, frame: OutboundFrame) -> None:
         dropped = self.outbox.put(frame)
         if dropped is not None:
+            self.metrics.frame_dropped()
             log.error("queue: outbox full (%d frames), dropped a %s frame", self.outbox.limit, dropped.TYPE)
         self._empty.clear()
         self._pending.set()

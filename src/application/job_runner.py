@@ -7,7 +7,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from application.ports import Inference, PayloadStore
+from application.metrics import NO_METRICS
+from application.ports import Inference, PayloadStore, WorkerMetrics
 from application.served_models import ServedModels
 from domain import results
 from domain.errors import CATEGORY_OF, ErrorCategory, InferenceRejected, JobFailed, PayloadTransferFailed, job_failure
@@ -35,7 +36,9 @@ class JobRunner:
         job_timeout: float,
         limits: PayloadLimits | None = None,
         now: Callable[[], datetime] = utc_now,
+        metrics: WorkerMetrics = NO_METRICS,
     ) -> None:
+        self.metrics = metrics
         self.inference = inference
         self.payloads = payloads
         self.models = models
@@ -89,8 +92,30 @@ class JobRunner:
             return False
         return True
 
+    def count(self, job: Job, outcome: Outcome, seconds: float, to_result: float) -> None:
+        """The job's outcome, duration and tokens in the metrics."""
+        if isinstance(outcome, JobFailed):
+            self.metrics.job_ended(kind_label(job), outcome.category.value, seconds, to_result)
+            return
+        self.metrics.job_ended(str(outcome.get("task", "unknown")), "result", seconds, to_result)
+        usage = _usage(outcome)
+        self.metrics.tokens(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
 
-def _token_counts(result: dict[str, Any]) -> str:
+
+def kind_label(job: Job) -> str:
+    """The job's kind for a metric label: one of the table's tasks, or `unknown` (labels stay bounded)."""
+    try:
+        return resolve_kind(job.job_type, job.payload if isinstance(job.payload, dict) else {})[0].task
+    except JobFailed:
+        return "unknown"
+
+
+def _usage(result: dict[str, Any]) -> dict[str, Any]:
     output = next((value for value in result.values() if isinstance(value, dict) and "usage" in value), {})
     usage = output.get("usage") or result
+    return usage if isinstance(usage, dict) else {}
+
+
+def _token_counts(result: dict[str, Any]) -> str:
+    usage = _usage(result)
     return f"prompt {usage.get('prompt_tokens', '?')}, completion {usage.get('completion_tokens', 0)} tokens"

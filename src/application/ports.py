@@ -30,6 +30,10 @@ class QueueConnection(Protocol):
 
     async def close(self) -> None: ...
 
+    @property
+    def outbox_depth(self) -> int:
+        """Frames waiting to be sent."""
+
 
 class Heartbeats(Protocol):
     async def send(self, status: HeartbeatStatus, error_message: str | None = None) -> None:
@@ -76,3 +80,27 @@ class LaunchedProcess(Protocol):
 class ProcessLauncher(Protocol):
     async def launch(self, argv: list[str], on_line: Callable[[str], None]) -> LaunchedProcess:
         """Starts `argv` in its own process group; each output line goes to `on_line`."""
+
+
+class WorkerMetrics(Protocol):
+    """What the worker counts, for its /metrics; every call is a counter or gauge update, no I/O."""
+
+    def job_ended(self, kind: str, outcome: str, seconds: float, to_result: float) -> None:
+        """`outcome`: `result`, an error category, `revoked` or `abandoned`."""
+
+    def tokens(self, prompt: int, completion: int) -> None: ...
+
+    def reconnected(self) -> None: ...
+
+    def frame_dropped(self) -> None: ...
+
+    def heartbeat_failed(self) -> None: ...
+
+    def lease_renewed(self) -> None: ...
+
+    def payload_bytes(self, direction: str, count: int) -> None:
+        """`direction`: `fetched` or `uploaded`."""
+
+    def observe(self, name: str, read: Callable[[], float]) -> None:
+        """A gauge read at scrape time: `running_jobs`, `capacity`, `queue_connected`, `outbox_depth`, `paused`,
+        `backpressure`, `vllm_healthy`, `ready`."""

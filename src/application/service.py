@@ -6,18 +6,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from application.job_runner import JobRunner
-from application.ports import Heartbeats, QueueConnection, QueueRejected, VllmProbe
+from application.job_runner import JobRunner, kind_label
+from application.metrics import NO_METRICS
+from application.ports import Heartbeats, QueueConnection, QueueRejected, VllmProbe, WorkerMetrics
 from application.readiness import VllmReadiness, sleep_unless
 from application.settings import Settings
 from application.signals import shutdown_signals
 from domain import frames, rules
-from domain.errors import ErrorCategory
+from domain.errors import ErrorCategory, InferenceRejected, InferenceUnavailable
 from domain.frames import OutboundFrame
 from domain.jobs import Job
-from domain.rules import Failure, HealthWatch, HeartbeatStatus, ShutdownStep, Thresholds
+from domain.rules import Backpressure, Failure, HealthWatch, HeartbeatStatus, ShutdownStep, Thresholds
 from domain.untrusted import WarningBudget, shown
-from domain.worker import CancelJob, Command, Ignored, RunningJob, Send, StartJob, Worker, WorkerState
+from domain.vllm import gauge
+from domain.worker import CancelJob, Command, Ignored, PauseReason, RunningJob, Send, StartJob, Worker, WorkerState
 
 log = logging.getLogger("worker")
 UNKNOWN_TYPES_REMEMBERED = 64
@@ -47,6 +49,7 @@ class WorkerService:
         timings: Timings | None = None,
         thresholds: Thresholds | None = None,
         clock: Callable[[], float] = time.monotonic,
+        metrics: WorkerMetrics = NO_METRICS,
     ) -> None:
         self.settings = settings
         self.queue = queue
@@ -69,9 +72,42 @@ class WorkerService:
         self._shutdown = asyncio.Event()
         self._hurry = asyncio.Event()
         self._failed = asyncio.Event()
+        self._vllm_ready = False
         self._disconnected_since: float | None = None
         self._unknown_types: set[str] = set()
         self._warnings = WarningBudget()
+        self._registered = False
+        self._connections = 0
+        self.backpressure = Backpressure(
+            settings.CASOLA_BACKPRESSURE_PAUSE_THRESHOLD, settings.CASOLA_BACKPRESSURE_RESUME_THRESHOLD
+        )
+        self.metrics = metrics
+        self._observe(metrics)
+
+    def _observe(self, metrics: WorkerMetrics) -> None:
+        """The gauges, read at scrape time: nothing on the job path."""
+        metrics.observe("running_jobs", lambda: len(self.worker.running))
+        metrics.observe("capacity", lambda: self.worker.capacity)
+        metrics.observe("queue_connected", lambda: self._registered)
+        metrics.observe("outbox_depth", lambda: self.queue.outbox_depth)
+        metrics.observe("paused", lambda: self.worker.paused)
+        metrics.observe("backpressure", lambda: PauseReason.BACKPRESSURE in self.worker.pause_reasons)
+        metrics.observe("vllm_healthy", lambda: self._vllm_ready and self.health.healthy)
+        metrics.observe("ready", lambda: self.readiness()[0])
+
+    def readiness(self) -> tuple[bool, str]:
+        """Whether the worker can take jobs (vLLM ready and registered with the queue), else why not."""
+        if self.failure is not None:
+            return False, f"failed: {self.failure.message}"
+        if not self._vllm_ready:
+            return False, "waiting for vLLM to be ready"
+        if not self.health.healthy:
+            return False, "vLLM does not answer /health"
+        if self.worker.state in (WorkerState.DRAINING, WorkerState.STOPPED):
+            return False, "draining: shutting down"
+        if not self._registered:
+            return False, "not registered with the queue"
+        return True, "ready"
 
     # Events from outside: signals, and the supervisor watching vLLM.
 
@@ -99,10 +135,13 @@ class WorkerService:
         self.worker.transition(WorkerState.WAITING_FOR_VLLM)
         if not await self._wait_for_vllm():
             return await self._end()
+        self._vllm_ready = True
         self.worker.transition(WorkerState.CONNECTING)
         async with asyncio.TaskGroup() as group:
             self._group = group
             loops = [self._connect(), self._heartbeat_loop(), self._lease_loop(), self._vllm_watch()]
+            if self.settings.CASOLA_BACKPRESSURE_CHECK_INTERVAL > 0:
+                loops.append(self._backpressure_loop())
             background = [group.create_task(loop) for loop in loops]
             await sleep_unless(self._shutdown, self._failed)
             if self.failure is None:
@@ -177,10 +216,15 @@ class WorkerService:
 
     def _on_connect(self) -> list[OutboundFrame]:
         self._disconnected_since = None
+        self._registered = True
+        self._connections += 1
+        if self._connections > 1:
+            self.metrics.reconnected()
         return [command.frame for command in self.worker.connected() if isinstance(command, Send)]
 
     def _on_disconnect(self) -> None:
         self._disconnected_since = self.clock()
+        self._registered = False
         self.worker.disconnected()
 
     def _on_message(self, message: str | bytes) -> None:
@@ -215,10 +259,14 @@ class WorkerService:
         for command in commands:
             if isinstance(command, Send):
                 self.queue.send(command.frame)
+                if isinstance(command.frame, frames.JobProgress):
+                    self.metrics.lease_renewed()
             elif isinstance(command, StartJob):
                 self._start(command.running)
             elif isinstance(command, CancelJob):
                 log.info("job %s cancelled: %s", command.running.job.job_id, command.reason)
+                took = self.clock() - command.running.started_at
+                self.metrics.job_ended(kind_label(command.running.job), command.outcome, took, took)
                 if command.running.handle is not None:
                     command.running.handle.cancel()
             elif isinstance(command, Ignored):
@@ -230,17 +278,18 @@ class WorkerService:
         assert self._group is not None
         job = running.job
         log.debug("job %s started (%s, fence %d)", job.job_id, job.mode, job.fence_token)  # info: one line a job
+        running.started_at = self.clock()
         running.handle = self._group.create_task(self._run_job(running))
 
     async def _run_job(self, running: RunningJob) -> None:
-        started = self.clock()
         outcome = None
         try:
             outcome = await self.runner.outcome(running.job)
         finally:
             if self.worker.finish(running) and outcome is not None:
-                took = self.clock() - started
+                took = self.clock() - running.started_at
                 self.queue.send(await self.runner.frame(running.job, running.fence_token, outcome, took))
+                self.runner.count(running.job, outcome, took, self.clock() - running.started_at)
 
     def _job_tasks(self) -> list["asyncio.Task[None]"]:
         return [running.handle for running in self.worker.running.values() if running.handle is not None]
@@ -258,6 +307,22 @@ class WorkerService:
         while True:
             await asyncio.sleep(tick)
             self._execute(self.worker.renewals(self.clock()))
+
+    async def _backpressure_loop(self) -> None:
+        """vLLM's waiting requests: above the pause threshold the queue is told to pause, at or below resume."""
+        while True:
+            await asyncio.sleep(self.settings.CASOLA_BACKPRESSURE_CHECK_INTERVAL)
+            try:
+                waiting = gauge(await self.probe.metrics(), "vllm:num_requests_waiting")
+            except (InferenceUnavailable, InferenceRejected):
+                continue  # a failed read changes nothing
+            verdict = self.backpressure.verdict(waiting, PauseReason.BACKPRESSURE in self.worker.pause_reasons)
+            if verdict is None:
+                continue
+            change = "pausing dispatch" if verdict else "resuming dispatch"
+            log.warning("backpressure: %g requests waiting in vLLM: %s", waiting or 0, change)
+            reason = PauseReason.BACKPRESSURE
+            self._execute(self.worker.pause(reason) if verdict else self.worker.resume(reason))
 
     async def _vllm_watch(self) -> None:
         while not self.health.down:

@@ -99,6 +99,17 @@ class Settings(VllmSettings):
     CASOLA_PAYLOAD_ALLOWED_HOSTS: str = ""
     CASOLA_PAYLOAD_TIMEOUT: Seconds = 60.0
     CASOLA_MAX_CHOICES: Annotated[int, Field(ge=1, le=128)] = 8
+    WORKER_HTTP_HOST: str = "0.0.0.0"
+    WORKER_HTTP_PORT: Annotated[int, Field(ge=0, le=65535)] = 8081
+    CASOLA_BACKPRESSURE_CHECK_INTERVAL: Annotated[float, Field(ge=0)] = 5.0
+    CASOLA_BACKPRESSURE_PAUSE_THRESHOLD: Annotated[float, Field(ge=0)] = 0.0
+    CASOLA_BACKPRESSURE_RESUME_THRESHOLD: Annotated[float, Field(ge=0)] = 0.0
+    CASOLA_EXPECTED_GPU_NAME: str | None = None
+    CASOLA_EXPECTED_VRAM_GB: Annotated[float, Field(gt=0)] | None = None
+    CASOLA_LOGS_URL: str | None = None
+    CASOLA_LOG_FLUSH_INTERVAL: Seconds = 30.0
+    CASOLA_METRICS_URL: str | None = None
+    CASOLA_METRICS_INTERVAL: Seconds = 30.0
 
     @field_validator("CASOLA_PAYLOAD_ALLOWED_HOSTS")
     @classmethod
@@ -113,7 +124,7 @@ class Settings(VllmSettings):
             raise ValueError("must start with ws:// or wss://")
         return url
 
-    @field_validator("CASOLA_API_URL")
+    @field_validator("CASOLA_API_URL", "CASOLA_LOGS_URL", "CASOLA_METRICS_URL")
     @classmethod
     def _http_url(cls, url: str | None) -> str | None:
         if url in (None, ""):
@@ -127,7 +138,9 @@ class Settings(VllmSettings):
         """ws:// and http:// would carry the bearer token in clear: only to loopback, unless the operator opts out."""
         if self.CASOLA_ALLOW_INSECURE_TRANSPORT:
             return self
-        for name, url in (("CASOLA_WS_URL", self.CASOLA_WS_URL), ("CASOLA_API_URL", self.CASOLA_API_URL)):
+        urls = {name: getattr(self, name) for name in ("CASOLA_WS_URL", "CASOLA_API_URL", "CASOLA_LOGS_URL")}
+        urls["CASOLA_METRICS_URL"] = self.CASOLA_METRICS_URL
+        for name, url in urls.items():
             if url is not None and url.startswith(("ws://", "http://")) and not is_loopback_url(url):
                 raise ValueError(
                     f"{name}: {url.split(':')[0]}:// to a host that is not loopback would send the token in clear; "
@@ -141,6 +154,16 @@ class Settings(VllmSettings):
             raise ValueError(
                 f"CASOLA_RENEW_LEASE_AFTER ({self.CASOLA_RENEW_LEASE_AFTER}) must be less than "
                 f"CASOLA_LEASE_SECONDS ({self.CASOLA_LEASE_SECONDS})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _resume_at_or_below_pause(self) -> Self:
+        if self.CASOLA_BACKPRESSURE_RESUME_THRESHOLD > self.CASOLA_BACKPRESSURE_PAUSE_THRESHOLD:
+            resume, pause = self.CASOLA_BACKPRESSURE_RESUME_THRESHOLD, self.CASOLA_BACKPRESSURE_PAUSE_THRESHOLD
+            raise ValueError(
+                f"CASOLA_BACKPRESSURE_RESUME_THRESHOLD ({resume:g}) must not be above "
+                f"CASOLA_BACKPRESSURE_PAUSE_THRESHOLD ({pause:g})"
             )
         return self
 

@@ -114,3 +114,21 @@ def queue_refused(reason: str) -> Failure:
 
 def queue_failed(error: Exception) -> Failure:
     return Failure(HeartbeatStatus.ERROR, f"queue connection failed: {type(error).__name__}: {error}")
+
+
+@dataclass(frozen=True)
+class Backpressure:
+    """Pause above `pause_above` requests waiting in vLLM, resume at or below `resume_at`: hysteresis between."""
+
+    pause_above: float = 0.0
+    resume_at: float = 0.0
+
+    def verdict(self, waiting: float | None, paused: bool) -> bool | None:
+        """True to pause, False to resume, None to leave it (a failed read changes nothing)."""
+        if waiting is None:
+            return None
+        if not paused and waiting > self.pause_above:
+            return True
+        if paused and waiting <= self.resume_at:
+            return False
+        return None

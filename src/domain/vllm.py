@@ -55,3 +55,16 @@ def serve_command(
         served_model_name,
         *shlex.split(extra_args),
     ]
+
+
+def gauge(metrics_text: str, name: str) -> float | None:
+    """The sum of a Prometheus gauge over its label sets (every served model), or None when vLLM does not show it."""
+    total, seen = 0.0, False
+    for line in metrics_text.splitlines():
+        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
+            try:
+                total += float(line.rsplit(" ", 1)[1])
+            except (IndexError, ValueError):
+                continue
+            seen = True
+    return total if seen else None

@@ -33,6 +33,11 @@ TRANSITIONS: dict[WorkerState, frozenset[WorkerState]] = {
 ACCEPTING = frozenset({S.CONNECTING, S.RUNNING})
 
 
+class PauseReason(StrEnum):
+    VLLM_UNHEALTHY = "vLLM does not answer /health"
+    BACKPRESSURE = "vLLM has requests waiting"
+
+
 class IllegalTransition(Exception):
     """A transition the table does not allow; the state stays as it was."""
 
@@ -46,6 +51,7 @@ class RunningJob:
     lease: Lease | None
     revoked: bool = False
     handle: Any = None  # the shell's handle on the running job (its task); the domain never touches it
+    started_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ class StartJob:
 class CancelJob:
     running: RunningJob
     reason: str
+    outcome: str = "revoked"  # or "abandoned": the worker gave it up (shutdown, failure)
 
 
 @dataclass(frozen=True)
@@ -87,7 +94,7 @@ class Worker:
         self.lease_seconds = lease_seconds
         self.renew_after = renew_after
         self.state = WorkerState.STARTING
-        self.paused = False
+        self.pause_reasons: set[PauseReason] = set()
         self.running: dict[str, RunningJob] = {}
 
     def transition(self, new: WorkerState) -> None:
@@ -96,6 +103,10 @@ class Worker:
         if new not in TRANSITIONS[self.state]:
             raise IllegalTransition(f"{self.state} -> {new}")
         self.state = new
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.pause_reasons)
 
     @property
     def accepting(self) -> bool:
@@ -177,16 +188,25 @@ class Worker:
         return [Send(Drain())]
 
     def vllm_unhealthy(self) -> list[Command]:
-        if self.paused or self.state is not S.RUNNING:
-            return []
-        self.paused = True
-        return [Send(Pause())]
+        return self.pause(PauseReason.VLLM_UNHEALTHY)
 
     def vllm_healthy(self) -> list[Command]:
-        if not self.paused:
+        return self.resume(PauseReason.VLLM_UNHEALTHY)
+
+    def pause(self, reason: "PauseReason") -> list[Command]:
+        """`pause` goes out when the first reason to pause comes, while running (else with the next register)."""
+        if reason in self.pause_reasons:
             return []
-        self.paused = False
-        return [] if self.state is not S.RUNNING else [Send(Resume())]
+        first = not self.pause_reasons
+        self.pause_reasons.add(reason)
+        return [Send(Pause())] if first and self.state is S.RUNNING else []
+
+    def resume(self, reason: "PauseReason") -> list[Command]:
+        """`resume` goes out when the last reason to pause is gone, while running."""
+        if reason not in self.pause_reasons:
+            return []
+        self.pause_reasons.discard(reason)
+        return [Send(Resume())] if not self.pause_reasons and self.state is S.RUNNING else []
 
     def abandon(self, category: ErrorCategory, reason: str) -> list[Command]:
         """Gives up every running job: transient ones get an error, persisted ones are released."""
@@ -195,7 +215,7 @@ class Worker:
             if running.revoked:
                 continue
             running.revoked = True
-            commands.append(CancelJob(running, reason))
+            commands.append(CancelJob(running, reason, "abandoned"))
             if not running.job.persisted:
                 error = job_error_text(category, reason)
                 commands.append(Send(JobError(running.job.job_id, running.fence_token, error)))

@@ -65,6 +65,8 @@ def worker_environment(
         "VLLM_MODEL": "tiny",
         "VLLM_PORT": str(fake_vllm.port if fake_vllm else 8000),
         "VLLM_STARTUP_TIMEOUT": "10",
+        "WORKER_HTTP_PORT": "0",  # tests that read /metrics give a free port
+        "CASOLA_BACKPRESSURE_CHECK_INTERVAL": "0.2",
     }
     environment.update({name: str(value) for name, value in overrides.items()})
     return environment

@@ -8,7 +8,7 @@ from domain.frames import Drain, JobError, JobProgress, JobResult, OutboundFrame
 from domain.outbox import Outbox
 from domain.results import RESULT_INLINE_LIMIT, upload_instead
 from domain.rules import Failure, HealthWatch, HeartbeatStatus, ShutdownStep, Thresholds
-from domain.vllm import LogVerdict
+from domain.vllm import LogVerdict, gauge
 
 LIMITS = Thresholds(health_failures_before_down=3, queue_unreachable_after=300)
 
@@ -133,3 +133,40 @@ def test_a_full_outbox_drops_renewals_first_then_its_oldest(
     lost = [outbox.put(frame(name)) for name in put]
     assert [name_of(sent) for sent in outbox.frames] == kept
     assert [name_of(sent) for sent in lost if sent is not None] == dropped
+
+
+BACKPRESSURE = [
+    # (pause above, resume at, waiting, paused now, verdict)
+    (0, 0, 0, False, None),
+    (0, 0, 1, False, True),
+    (0, 0, 0, True, False),
+    (3, 1, 2, False, None),  # under the pause threshold
+    (3, 1, 4, False, True),
+    (3, 1, 2, True, None),  # hysteresis: above resume, stays paused
+    (3, 1, 1, True, False),
+    (3, 1, None, True, None),  # a failed read changes nothing
+    (3, 1, None, False, None),
+]
+
+
+@pytest.mark.parametrize(("pause_above", "resume_at", "waiting", "paused", "verdict"), BACKPRESSURE)
+def test_backpressure_pauses_above_one_threshold_and_resumes_at_the_other(
+    pause_above: float, resume_at: float, waiting: float | None, paused: bool, verdict: bool | None
+) -> None:
+    assert rules.Backpressure(pause_above, resume_at).verdict(waiting, paused) is verdict
+
+
+METRICS_TEXT = """# HELP vllm:num_requests_waiting Number of requests waiting.
+# TYPE vllm:num_requests_waiting gauge
+vllm:num_requests_waiting{engine="0",model_name="default"} 3.0
+vllm:num_requests_waiting{engine="0",model_name="sql-lora"} 2.0
+vllm:num_requests_waiting_by_reason{reason="capacity"} 9.0
+vllm:num_requests_running{engine="0",model_name="default"} 1.0
+"""
+
+
+def test_a_gauge_is_summed_over_its_label_sets_and_absent_when_vllm_does_not_show_it() -> None:
+    assert gauge(METRICS_TEXT, "vllm:num_requests_waiting") == 5.0
+    assert gauge(METRICS_TEXT, "vllm:num_requests_running") == 1.0
+    assert gauge("", "vllm:num_requests_waiting") is None
+    assert gauge("vllm:num_requests_waiting 7\n", "vllm:num_requests_waiting") == 7.0

@@ -5,7 +5,17 @@ import pytest
 from domain.errors import ErrorCategory
 from domain.frames import Drain, JobError, JobProgress, Pause, Register, Resume
 from domain.jobs import Job, JobMode
-from domain.worker import CancelJob, Command, Ignored, IllegalTransition, Send, StartJob, Worker, WorkerState
+from domain.worker import (
+    CancelJob,
+    Command,
+    Ignored,
+    IllegalTransition,
+    PauseReason,
+    Send,
+    StartJob,
+    Worker,
+    WorkerState,
+)
 
 S = WorkerState
 
@@ -208,3 +218,20 @@ def test_pause_and_resume_follow_vllm_health() -> None:
     assert worker.connected()[-1] == Send(Pause())
     assert worker.vllm_healthy() == [Send(Resume())]
     assert worker.vllm_healthy() == []
+
+
+def test_pause_lasts_while_any_reason_does_health_or_backpressure() -> None:
+    worker = running_worker()
+    assert worker.pause(PauseReason.BACKPRESSURE) == [Send(Pause())]
+    assert worker.vllm_unhealthy() == []  # already paused
+    assert worker.resume(PauseReason.BACKPRESSURE) == []  # vLLM still does not answer
+    assert worker.vllm_healthy() == [Send(Resume())]
+    assert not worker.paused
+
+
+def test_a_reason_to_pause_while_disconnected_goes_out_with_the_next_register() -> None:
+    worker = running_worker()
+    worker.disconnected()
+    assert worker.pause(PauseReason.BACKPRESSURE) == []
+    assert worker.connected() == [Send(Register("w1", "cfg", 2)), Send(Pause())]
+    assert worker.resume(PauseReason.BACKPRESSURE) == [Send(Resume())]
