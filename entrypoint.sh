@@ -7,11 +7,13 @@
 #   SIGTERM / SIGINT  -> SIGTERM to the worker; once it exits (or after its grace period plus a margin,
 #                        then SIGKILL) vLLM gets SIGTERM, then SIGKILL after VLLM_STOP_TIMEOUT.
 #
-# ENTRYPOINT_VLLM_COMMAND and ENTRYPOINT_WORKER_COMMAND replace the two commands (tests use stand-ins).
+# ENTRYPOINT_VLLM_COMMAND, ENTRYPOINT_WORKER_COMMAND and ENTRYPOINT_GPU_CHECK_COMMAND replace the commands
+# (tests use stand-ins). The GPU check runs first; a failure ends the container before anything starts.
 set -euo pipefail
 
 read -r -a VLLM_COMMAND <<<"${ENTRYPOINT_VLLM_COMMAND:-worker-vllm launch-vllm}"
 read -r -a WORKER_COMMAND <<<"${ENTRYPOINT_WORKER_COMMAND:-worker-vllm run}"
+read -r -a GPU_CHECK_COMMAND <<<"${ENTRYPOINT_GPU_CHECK_COMMAND:-worker-vllm check-gpu}"
 GRACE="${CASOLA_SHUTDOWN_GRACE_PERIOD:-5}"
 MARGIN="${ENTRYPOINT_SHUTDOWN_MARGIN:-10}"
 VLLM_STOP_TIMEOUT="${VLLM_STOP_TIMEOUT:-30}"
@@ -87,6 +89,14 @@ stop_worker() {
 
 main() {
   gpu_diagnostic
+  # A bad host (wrong GPU, busy, ECC errors, power-capped) sends a `fatal` heartbeat and stops here,
+  # before vLLM spends minutes loading a model on it.
+  local checked=0
+  "${GPU_CHECK_COMMAND[@]}" || checked=$?
+  if ((checked != 0)); then
+    log "GPU check failed (exit $checked): not starting vLLM"
+    exit "$checked"
+  fi
   trap 'signalled=TERM' TERM
   trap 'signalled=INT' INT
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from dependency_injector import containers, providers
+from pydantic_settings import BaseSettings
 
 from adapters.aiohttp_inference import AiohttpInference, vllm_session
 from adapters.clients import http_client, payload_client
@@ -21,11 +22,13 @@ from adapters.http_payloads import HttpPayloadStore
 from adapters.http_vllm_probe import HttpVllmProbe
 from adapters.local_queue import LocalQueue, chat_job
 from adapters.log_format import configure_logging
+from adapters.nvidia_smi import NvidiaSmi
 from adapters.prometheus_metrics import PrometheusMetrics
 from adapters.subprocess_launcher import SubprocessLauncher
 from adapters.test_job import one_test_job
 from adapters.websocket_queue import WebSocketQueue
 from application.diagnostics import Diagnostics
+from application.gpu_check import GpuCheck
 from application.job_runner import JobRunner
 from application.ports import Inference
 from application.served_models import ServedModels
@@ -34,6 +37,7 @@ from application.settings import (
     ConfigurationError,
     Settings,
     VllmSettings,
+    load_gpu_settings,
     load_settings,
     load_vllm_settings,
     worker_version,
@@ -43,7 +47,7 @@ from domain.payloads import PayloadLimits
 
 log = logging.getLogger("worker")
 EXIT_CONFIGURATION = 78
-T = TypeVar("T", bound=VllmSettings)
+T = TypeVar("T", bound=BaseSettings)
 
 
 async def openai_client(base_url: str, api_key: str | None, timeout: float) -> AsyncIterator[Any]:
@@ -101,6 +105,7 @@ class Container(containers.DeclarativeContainer):
     )
     timings = providers.Object(Timings())
     service = providers.Singleton(WorkerService, settings, queue, heartbeats, probe, runner, timings, metrics=metrics)
+    gpu_check = providers.Factory(GpuCheck, providers.Singleton(NvidiaSmi), setting.gpu_expectations)
     launcher = providers.Singleton(SubprocessLauncher)
     supervisor = providers.Singleton(VllmSupervisor, launcher, setting.vllm_command, setting.VLLM_STOP_TIMEOUT)
 
@@ -124,6 +129,10 @@ def run(
 
 async def run_worker(settings: Settings, launch_vllm: bool) -> int:
     async def run_service(container: Container) -> int:
+        if launch_vllm:  # the GPU first: a bad host exits before vLLM loads a model on it
+            heartbeats = await container.heartbeats()  # type: ignore[misc]
+            if (code := await container.gpu_check().verify(heartbeats)) is not None:
+                return int(code)
         service: WorkerService = await container.service()  # type: ignore[misc]
         async with worker_endpoint(settings, container.metrics(), service):
             return await (container.supervisor().run(service) if launch_vllm else service.run())
@@ -159,6 +168,28 @@ async def in_container(settings: VllmSettings, use: Callable[[Container], Awaita
         return await use(container)
     finally:
         await container.shutdown_resources()  # type: ignore[misc]
+
+
+@app.command("check-gpu")
+def check_gpu() -> None:
+    """The GPU checks that run before vLLM starts: exit 0 for a healthy host (or no nvidia-smi), else 2."""
+    configure_logging()
+    raise typer.Exit(run_async(gpu_check_alone()))
+
+
+async def gpu_check_alone() -> int:
+    """With the worker's settings, a failure also sends the `fatal` heartbeat; without them, the checks only."""
+    try:
+        settings = load_settings()
+    except ConfigurationError:
+        expected = settings_or_exit(load_gpu_settings).gpu_expectations
+        return await GpuCheck(NvidiaSmi(), expected).verify(None) or 0
+
+    async def check(container: Container) -> int:
+        heartbeats = await container.heartbeats()  # type: ignore[misc]
+        return int(await container.gpu_check().verify(heartbeats) or 0)
+
+    return await in_container(settings, check)
 
 
 @app.command("launch-vllm")

@@ -1,6 +1,7 @@
 """Ports: what the worker needs from the outside world, one protocol per reason to change."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from domain.frames import OutboundFrame
@@ -104,3 +105,17 @@ class WorkerMetrics(Protocol):
     def observe(self, name: str, read: Callable[[], float]) -> None:
         """A gauge read at scrape time: `running_jobs`, `capacity`, `queue_connected`, `outbox_depth`, `paused`,
         `backpressure`, `vllm_healthy`, `ready`."""
+
+
+@dataclass(frozen=True)
+class GpuQuery:
+    """What `nvidia-smi --query-gpu` said: its rows, or that it is missing, or why it failed."""
+
+    rows: str = ""
+    missing: bool = False
+    error: str | None = None
+
+
+class GpuInspector(Protocol):
+    async def query(self, fields: str = ...) -> GpuQuery:
+        """`nvidia-smi --query-gpu=FIELDS --format=csv,noheader,nounits`, within its time limit."""

@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.addresses import AddressPolicy, parse_allowed_hosts
+from domain.gpu import GpuExpectations
 from domain.leases import default_renew_after
 from domain.untrusted import without_credentials
 from domain.vllm import serve_command
@@ -21,7 +22,7 @@ DEFAULT_REQUEST_TIMEOUT = 65.0
 MIN_SECRET_LENGTH = 4
 
 
-SettingsT = TypeVar("SettingsT", bound="VllmSettings")
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
 class ConfigurationError(Exception):
@@ -71,7 +72,20 @@ class VllmSettings(BaseSettings):
         return DEFAULT_REQUEST_TIMEOUT
 
 
-class Settings(VllmSettings):
+class GpuSettings(BaseSettings):
+    """What the GPU checks expect: all that `check-gpu` needs."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True, env_ignore_empty=True)
+
+    CASOLA_EXPECTED_GPU_NAME: str | None = None
+    CASOLA_EXPECTED_VRAM_GB: Annotated[float, Field(gt=0)] | None = None
+
+    @property
+    def gpu_expectations(self) -> GpuExpectations:
+        return GpuExpectations(self.CASOLA_EXPECTED_GPU_NAME, self.CASOLA_EXPECTED_VRAM_GB)
+
+
+class Settings(VllmSettings, GpuSettings):
     """Every variable of the seed README, plus the worker's own."""
 
     CASOLA_WS_URL: str
@@ -104,8 +118,6 @@ class Settings(VllmSettings):
     CASOLA_BACKPRESSURE_CHECK_INTERVAL: Annotated[float, Field(ge=0)] = 5.0
     CASOLA_BACKPRESSURE_PAUSE_THRESHOLD: Annotated[float, Field(ge=0)] = 0.0
     CASOLA_BACKPRESSURE_RESUME_THRESHOLD: Annotated[float, Field(ge=0)] = 0.0
-    CASOLA_EXPECTED_GPU_NAME: str | None = None
-    CASOLA_EXPECTED_VRAM_GB: Annotated[float, Field(gt=0)] | None = None
     CASOLA_LOGS_URL: str | None = None
     CASOLA_LOG_FLUSH_INTERVAL: Seconds = 30.0
     CASOLA_METRICS_URL: str | None = None
@@ -246,6 +258,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
 
 def load_vllm_settings(environ: dict[str, str] | None = None) -> VllmSettings:
     return _load(VllmSettings, environ)
+
+
+def load_gpu_settings(environ: dict[str, str] | None = None) -> GpuSettings:
+    return _load(GpuSettings, environ)
 
 
 def _load(model: type[SettingsT], environ: dict[str, str] | None) -> SettingsT:

@@ -204,3 +204,14 @@ async def front_and_worker(fake_api: FakeApi, vllm_port: int, **overrides: Any) 
             service.request_shutdown()
             await asyncio.wait_for(task, 15)
             await container.shutdown_resources()  # type: ignore[misc]
+
+
+def stand_in_nvidia_smi(directory: Path, *rows: str, exit_code: int = 0, delay: float = 0) -> Path:
+    """A directory holding an `nvidia-smi` that prints `rows` (and exits with `exit_code`): put it first in PATH."""
+    bin_dir = directory / "gpu-bin"
+    bin_dir.mkdir(exist_ok=True)
+    script = bin_dir / "nvidia-smi"
+    lines = "".join(f"echo '{row}'\n" for row in rows)
+    script.write_text(f"#!/bin/sh\nsleep {delay}\n{lines}exit {exit_code}\n")
+    script.chmod(0o755)
+    return bin_dir

@@ -14,7 +14,7 @@ from testbed.fake_vllm import FakeVllm
 
 from adapters.local_queue import LocalQueue
 from tests.fakes.fake_api import FakeApi
-from tests.integration.conftest import ROOT, alive, cli_environment, worker_environment
+from tests.integration.conftest import ROOT, alive, cli_environment, stand_in_nvidia_smi, worker_environment
 
 pytestmark = pytest.mark.slow
 
@@ -50,10 +50,16 @@ class Events:
             time.sleep(0.02)
 
 
-def entrypoint(vllm: str, worker: str, **environment: str | float) -> subprocess.Popen[str]:
+GPU_CHECK = f"{sys.executable} -m main check-gpu"  # the real one: without nvidia-smi it warns and passes
+
+
+def entrypoint(
+    vllm: str, worker: str, path: str = "/usr/bin:/bin", **environment: str | float
+) -> subprocess.Popen[str]:
     env = cli_environment({"ENTRYPOINT_VLLM_COMMAND": vllm, "ENTRYPOINT_WORKER_COMMAND": worker})
+    env["ENTRYPOINT_GPU_CHECK_COMMAND"] = GPU_CHECK
     env.update({name: str(value) for name, value in environment.items()})
-    env["PATH"] = "/usr/bin:/bin"  # no nvidia-smi
+    env["PATH"] = path  # by default no nvidia-smi
     return subprocess.Popen(["bash", str(ENTRYPOINT)], env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
 
 
@@ -91,6 +97,16 @@ def test_the_worker_exiting_stops_vllm_and_passes_on_its_code(events: Events) ->
     assert events.names()[-2:] == ["vllm TERM", "vllm exit"]
     assert "nvidia-smi not found" in stderr
     assert_none_survive(events)
+
+
+def test_a_failed_gpu_check_ends_the_container_before_vllm_starts(events: Events, tmp_path: Path) -> None:
+    busy = stand_in_nvidia_smi(tmp_path, "NVIDIA A100-SXM4-80GB, 81920, 30000, 97, 0, 400, 400")
+    process = entrypoint(standin("vllm", events), standin("worker", events), path=f"{busy}:/usr/bin:/bin")
+    code, stderr = finish(process)
+    assert code == 2
+    assert "GPU check failed: GPU 0 (NVIDIA A100-SXM4-80GB): busy" in stderr
+    assert "GPU check failed (exit 2): not starting vLLM" in stderr
+    assert events.names() == []
 
 
 def test_vllm_and_the_worker_each_get_a_process_group_but_stay_in_the_session(events: Events) -> None:
@@ -193,6 +209,7 @@ def test_gpu_diagnostic_with_nvidia_smi(events: Events, tmp_path: Path) -> None:
         'case "$*" in\n'
         '  *driver_version*) echo "550.54.15";;\n'
         '  *index,name*) echo "0, NVIDIA A100-SXM4-80GB, 81920 MiB";;\n'
+        '  *gpu_name,memory.total*) echo "NVIDIA A100-SXM4-80GB, 81920, 3, 0, 0, 400, 400";;\n'
         '  *) echo "| NVIDIA-SMI 550.54.15   Driver Version: 550.54.15   CUDA Version: 12.4 |";;\n'
         "esac\n"
     )
@@ -201,6 +218,7 @@ def test_gpu_diagnostic_with_nvidia_smi(events: Events, tmp_path: Path) -> None:
         {
             "ENTRYPOINT_VLLM_COMMAND": standin("vllm", events),
             "ENTRYPOINT_WORKER_COMMAND": standin("worker", events, "--exit-after 0.2"),
+            "ENTRYPOINT_GPU_CHECK_COMMAND": GPU_CHECK,
             "PATH": f"{tmp_path}:/usr/bin:/bin",
         }
     )
@@ -208,6 +226,7 @@ def test_gpu_diagnostic_with_nvidia_smi(events: Events, tmp_path: Path) -> None:
     assert done.returncode == 0
     assert "GPU driver: 550.54.15, CUDA Version: 12.4" in done.stderr
     assert "GPU 0, NVIDIA A100-SXM4-80GB, 81920 MiB" in done.stderr
+    assert "GPU check passed: NVIDIA A100-SXM4-80GB, 81920, 3, 0, 0, 400, 400" in done.stderr
 
 
 @pytest.mark.parametrize("script", ["entrypoint.sh", "build.sh", "scripts/setup-vllm.sh"])
