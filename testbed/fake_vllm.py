@@ -41,6 +41,7 @@ POOLING_ROUTES = ("/v1/embeddings", "/v1/score", "/v1/rerank")
 @dataclass
 class Record:
     requests: list[dict[str, Any]] = field(default_factory=list)
+    request_ids: list[str | None] = field(default_factory=list)  # X-Request-Id of each request
     closed: list[dict[str, Any]] = field(default_factory=list)
     running: int = 0
     peak_running: int = 0
@@ -130,6 +131,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         with self.server.lock:
             self.server.record.requests.append(body)
+            self.server.record.request_ids.append(self.headers.get("X-Request-Id"))
             self.server.record.running += 1
             self.server.record.peak_running = max(self.server.record.peak_running, self.server.record.running)
         try:

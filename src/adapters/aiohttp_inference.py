@@ -12,6 +12,7 @@ import aiohttp
 import msgspec
 
 from domain.errors import InferenceRejected, InferenceUnavailable
+from domain.untrusted import header_safe
 
 log = logging.getLogger("worker.inference")
 IDLE_CLOSE = 4.0  # below vLLM's 5 s keep-alive, so the worker closes an idle connection first
@@ -45,7 +46,7 @@ class AiohttpInference:
         self.session = session
         self.base_url = base_url.rstrip("/")
 
-    async def infer(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def infer(self, route: str, body: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
         """vLLM's answer to `body` at `route`.
 
         One immediate second try, only when the connection failed before any answer: vLLM's server closes
@@ -54,14 +55,15 @@ class AiohttpInference:
         call closes the connection, and vLLM aborts the request).
         """
         url, data = f"{self.base_url}{route}", _encode(body)
+        headers = {"X-Request-Id": header_safe(request_id)} if request_id else None
         try:
             try:
-                return await self._post(url, data)
+                return await self._post(url, data, headers)
             except aiohttp.ClientConnectionError as error:
                 if isinstance(error, TimeoutError):
                     raise
                 log.info("vLLM connection failed before an answer (%s): trying once more", type(error).__name__)
-                return await self._post(url, data)
+                return await self._post(url, data, headers)
         except aiohttp.ClientConnectionError as error:
             if isinstance(error, TimeoutError):
                 raise
@@ -69,8 +71,8 @@ class AiohttpInference:
         except aiohttp.ClientError as error:
             raise InferenceUnavailable(f"vLLM's answer broke off: {type(error).__name__}") from None
 
-    async def _post(self, url: str, data: bytes) -> dict[str, Any]:
-        async with self.session.post(url, data=data) as response:
+    async def _post(self, url: str, data: bytes, headers: dict[str, str] | None) -> dict[str, Any]:
+        async with self.session.post(url, data=data, headers=headers) as response:
             content = await response.read()
             if response.status >= 400:
                 raise _refusal(response.status, content)

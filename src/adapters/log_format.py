@@ -7,8 +7,9 @@ import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
+from application.job_context import current_job_id
 from application.settings import secret_values
-from domain.untrusted import escape_controls, without_secrets
+from domain.untrusted import escape_controls, shown, without_secrets
 
 NOISY_LOGGERS = ("httpx", "httpcore", "httpx2", "openai", "websockets", "asyncio")
 
@@ -42,6 +43,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if (job_id := current_job_id.get()) is not None:
+            line["job_id"] = shown(job_id, 256)
         if record.exc_text or record.exc_info:
             line["error"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
         return json.dumps(line)

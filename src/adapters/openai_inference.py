@@ -11,6 +11,7 @@ from typing import Any
 import openai
 
 from domain.errors import InferenceRejected, InferenceUnavailable
+from domain.untrusted import header_safe
 
 log = logging.getLogger("worker.inference")
 
@@ -33,21 +34,22 @@ class OpenAIInference:
         self.client = client
         self.base_url = str(client.base_url).rstrip("/")
 
-    async def infer(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def infer(self, route: str, body: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
         """The body is already validated, so the client's own request transformation is skipped (half its CPU).
 
         One immediate second try, only when the connection failed before any answer: vLLM's server closes
         idle keep-alive connections after 5 s, and a request can meet one as it closes. Timeouts and error
         answers are never tried again, so nothing outlives the job's deadline or a revoke.
         """
+        options: Any = {"headers": {"X-Request-Id": header_safe(request_id)}} if request_id else {}
         try:
             try:
-                content = await self.client.post(route, body=body, cast_to=bytes)
+                content = await self.client.post(route, body=body, cast_to=bytes, options=options)
             except openai.APIConnectionError as error:
                 if isinstance(error, openai.APITimeoutError):
                     raise
                 log.info("vLLM connection failed before an answer (%s): trying once more", error)
-                content = await self.client.post(route, body=body, cast_to=bytes)
+                content = await self.client.post(route, body=body, cast_to=bytes, options=options)
         except openai.APIError as error:
             raise _translated(error, self.base_url) from None
         return _json(content)

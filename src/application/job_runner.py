@@ -66,7 +66,7 @@ class JobRunner:
         request = validate_payload(kind.payload, payload, job.payload_url is None, self.limits)  # fetched: not echoed
         body = request.request_body(await self.models.resolve(request.model))
         try:
-            output = await self.inference.infer(kind.route, body)
+            output = await self.inference.infer(kind.route, body, job.job_id)
         except InferenceRejected as rejected:
             raise kind.explained(rejected, body) from None
         return results.job_result(kind, job_type, job.config_id, output, self.now())

@@ -44,8 +44,9 @@ class Heartbeats(Protocol):
 class Inference(Protocol):
     """vLLM's OpenAI-compatible routes, for jobs."""
 
-    async def infer(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
-        """vLLM's answer; `InferenceUnavailable` or `InferenceRejected` when there is none."""
+    async def infer(self, route: str, body: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
+        """vLLM's answer; `InferenceUnavailable` or `InferenceRejected` when there is none. `request_id` goes in
+        `X-Request-Id`, which vLLM takes as its own request id, so a job can be followed into vLLM's log."""
 
 
 class VllmProbe(Protocol):

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from application.job_context import current_job_id
 from application.job_runner import JobRunner, kind_label
 from application.metrics import NO_METRICS
 from application.ports import Heartbeats, QueueConnection, QueueRejected, VllmProbe, WorkerMetrics
@@ -282,6 +283,7 @@ class WorkerService:
         running.handle = self._group.create_task(self._run_job(running))
 
     async def _run_job(self, running: RunningJob) -> None:
+        current_job_id.set(running.job.job_id)  # this task's log lines carry the job's id
         outcome = None
         try:
             outcome = await self.runner.outcome(running.job)

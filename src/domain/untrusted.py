@@ -1,5 +1,6 @@
 """Strings from the queue and from payload URLs: shown shortened and escaped, never raw."""
 
+import hashlib
 import re
 from collections.abc import Iterable
 
@@ -54,3 +55,10 @@ class WarningBudget:
         self.written += 1
         held, self.held_back = self.held_back, 0
         return held
+
+
+def header_safe(value: str, limit: int = 128) -> str:
+    """`value` for an HTTP header: as is when short printable ASCII, else a stable digest (no injection, no crash)."""
+    if value.isascii() and value.isprintable() and 0 < len(value) <= limit:
+        return value
+    return "sha256-" + hashlib.sha256(value.encode("utf-8", "backslashreplace")).hexdigest()[:32]

@@ -141,7 +141,7 @@ class FakeInference:
         self.error: Exception | None = None
         self._release = asyncio.Event()
 
-    async def infer(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def infer(self, route: str, body: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
         self.requests.append((route, body))
         if self.error is not None:
             raise self.error

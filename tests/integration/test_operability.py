@@ -1,6 +1,7 @@
 """What an operator sees of a real `worker-vllm run`: /metrics moving with its jobs, /healthz, /readyz, backpressure."""
 
 import asyncio
+import json
 import re
 import subprocess
 from collections.abc import AsyncIterator
@@ -131,3 +132,26 @@ async def test_backpressure_pauses_above_the_threshold_and_resumes_at_the_lower_
     log = worker.process.stderr.read() if worker.process.stderr else ""
     assert log.count("backpressure: 4 requests waiting in vLLM: pausing dispatch") == 1
     assert log.count("backpressure: 1 requests waiting in vLLM: resuming dispatch") == 1
+
+
+async def test_a_job_is_followed_by_its_id_into_vllm_and_through_the_json_log(
+    queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi
+) -> None:
+    process = spawn(
+        cli("run", "--log-format", "json"), worker_environment(queue, fake_vllm, fake_api, CASOLA_MAX_JOBS=2)
+    )
+    try:
+        await queue.wait_for_type("register", timeout=20)
+        await queue.push(chat_job("order-42", chat()))
+        await queue.push(chat_job("two\nlines", chat(), temperature=0.1))
+        await queue.wait_for_type("job_result", "order-42")
+        await queue.wait_for_type("job_result", "two\nlines")
+    finally:
+        terminate(process)
+    ids = fake_vllm.record.request_ids
+    assert "order-42" in ids
+    assert sorted(ids, key=str)[1].startswith("sha256-")  # the id with a newline: no header injection
+    lines = [json.loads(line) for line in (process.stderr.read() if process.stderr else "").splitlines()]
+    done = [line for line in lines if line["message"].startswith("job order-42 done")]
+    assert done and done[0]["job_id"] == "order-42"
+    assert all("job_id" not in line for line in lines if line["message"].startswith("queue: connected"))
