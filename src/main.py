@@ -24,6 +24,7 @@ from adapters.local_queue import LocalQueue, chat_job
 from adapters.log_format import configure_logging
 from adapters.nvidia_smi import NvidiaSmi
 from adapters.prometheus_metrics import PrometheusMetrics
+from adapters.shipping import LOG_BATCH, LOG_BUFFER, SNAPSHOT_BUFFER, BatchShipper, LogShipper, SystemMetrics
 from adapters.subprocess_launcher import SubprocessLauncher
 from adapters.test_job import one_test_job
 from adapters.websocket_queue import WebSocketQueue
@@ -47,6 +48,8 @@ from domain.payloads import PayloadLimits
 
 log = logging.getLogger("worker")
 EXIT_CONFIGURATION = 78
+SHIPPING_FLUSH_TIMEOUT = 5.0
+SNAPSHOTS = (SNAPSHOT_BUFFER, SNAPSHOT_BUFFER)  # buffer and batch: an hour of snapshots at the default 30 s
 T = TypeVar("T", bound=BaseSettings)
 
 
@@ -134,7 +137,7 @@ async def run_worker(settings: Settings, launch_vllm: bool) -> int:
             if (code := await container.gpu_check().verify(heartbeats)) is not None:
                 return int(code)
         service: WorkerService = await container.service()  # type: ignore[misc]
-        async with worker_endpoint(settings, container.metrics(), service):
+        async with worker_endpoint(settings, container.metrics(), service), shipping(settings, container, service):
             return await (container.supervisor().run(service) if launch_vllm else service.run())
 
     return await in_container(settings, run_service)
@@ -159,6 +162,41 @@ async def worker_endpoint(
         yield
     finally:
         await endpoint.stop()
+
+
+@contextlib.asynccontextmanager
+async def shipping(settings: Settings, container: Container, service: WorkerService) -> AsyncIterator[None]:
+    """Log lines to CASOLA_LOGS_URL and system metrics to CASOLA_METRICS_URL (each only with the API token),
+    flushed every interval in the background and once more at shutdown."""
+    identity = {"instance_id": settings.CASOLA_INSTANCE_ID, "queue_id": settings.CASOLA_QUEUE_ID}
+    token, http = settings.api_token, await container.http()  # type: ignore[misc]
+    shippers: list[BatchShipper] = []
+    tasks: list[asyncio.Task[None]] = []
+    handler: LogShipper | None = None
+    if settings.CASOLA_LOGS_URL and token:
+        logs = BatchShipper(http, settings.CASOLA_LOGS_URL, token, identity, "entries", LOG_BUFFER, LOG_BATCH)
+        handler = LogShipper(logs, settings.secrets(), settings.CASOLA_CONFIG_ID)
+        logging.getLogger().addHandler(handler)
+        shippers.append(logs)
+        tasks.append(asyncio.create_task(logs.run(settings.CASOLA_LOG_FLUSH_INTERVAL)))
+    if settings.CASOLA_METRICS_URL and token:
+        identity = identity | {"config_id": settings.CASOLA_CONFIG_ID}
+        snapshots = BatchShipper(http, settings.CASOLA_METRICS_URL, token, identity, "snapshots", *SNAPSHOTS)
+        probe = await container.probe()  # type: ignore[misc]
+        system = SystemMetrics(snapshots, probe, NvidiaSmi(), lambda: next(iter(service.worker.running), None))
+        shippers.append(snapshots)
+        tasks.append(asyncio.create_task(snapshots.run(settings.CASOLA_METRICS_INTERVAL, system.snapshot)))
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for shipper in shippers:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SHIPPING_FLUSH_TIMEOUT):
+                    await shipper.flush()
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
 
 
 async def in_container(settings: VllmSettings, use: Callable[[Container], Awaitable[int]]) -> int:

@@ -19,6 +19,9 @@ class FakeApi(ThreadingHTTPServer):
         self.uploads: dict[str, bytes] = {}
         self.documents: dict[str, tuple[int, bytes, dict[str, str]]] = {}
         self.requests: list[tuple[str, str, str | None]] = []  # method, path, Host header
+        self.posts: dict[str, list[dict[str, Any]]] = {}  # the JSON bodies POSTed to each other path
+        self.failing: set[str] = set()  # paths that answer 503, as in an outage
+        self.refused: dict[str, int] = {}  # how many POSTs each failing path refused
 
     @property
     def url(self) -> str:
@@ -60,9 +63,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path in self.server.failing:
+            self.server.refused[self.path] = self.server.refused.get(self.path, 0) + 1
+            self._send(503, b"{}")
+            return
         if self.path == "/api/heartbeats":
             self.server.authorizations.append(self.headers.get("Authorization"))
             self.server.heartbeats.append(json.loads(body))
+        else:
+            self.server.posts.setdefault(self.path, []).append(json.loads(body))
         self._send(self.server.status, b"{}")
 
     def do_PUT(self) -> None:

@@ -1,0 +1,147 @@
+"""Log shipping and system metrics shipping to the Casola API (PROTOCOL.md): batched, bounded, retried, masked.
+
+Nothing here can block a job: a log line is appended to a bounded buffer (the oldest dropped when full), and
+a background task POSTs what is buffered every interval and once more at shutdown. A failed POST keeps its
+batch for the next flush.
+"""
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from application.job_context import current_job_id
+from application.ports import GpuInspector, VllmProbe
+from domain.errors import InferenceRejected, InferenceUnavailable
+from domain.untrusted import without_secrets
+from domain.vllm import gauge
+
+log = logging.getLogger("worker.shipping")
+LOG_BUFFER = 10_000
+LOG_BATCH = 1_000
+SNAPSHOT_BUFFER = 120
+GPU_FIELDS = "memory.used,memory.total,utilization.gpu,temperature.gpu"
+
+
+class BatchShipper:
+    """Entries POSTed as `{**identity, key: [entries]}` in batches; what a failed POST carried stays first in line."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        url: str,
+        token: str,
+        identity: dict[str, str],
+        key: str,
+        buffer: int,
+        batch: int,
+    ) -> None:
+        self.client, self.url, self.identity, self.key, self.batch = client, url, identity, key, batch
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.entries: deque[dict[str, Any]] = deque(maxlen=buffer)
+        self.dropped = 0
+
+    def add(self, entry: dict[str, Any]) -> None:
+        if len(self.entries) == self.entries.maxlen:
+            self.dropped += 1
+        self.entries.append(entry)
+
+    async def flush(self) -> bool:
+        """Sends every buffered entry, batch by batch; False (the rest kept) when a POST fails."""
+        while self.entries:
+            batch = [self.entries[index] for index in range(min(self.batch, len(self.entries)))]
+            if not await self._post(batch):
+                return False
+            for _ in batch:
+                self.entries.popleft()
+        return True
+
+    async def _post(self, batch: list[dict[str, Any]]) -> bool:
+        try:
+            response = await self.client.post(self.url, json={**self.identity, self.key: batch}, headers=self.headers)
+        except httpx.HTTPError as error:
+            log.debug("shipping to %s failed: %s", self.url, type(error).__name__)
+            return False
+        return response.is_success
+
+    async def run(self, interval: float, before_flush: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Flushes every `interval` seconds until cancelled; the caller flushes once more at shutdown."""
+        while True:
+            await asyncio.sleep(interval)
+            if before_flush is not None:
+                await before_flush()
+            await self.flush()
+
+
+class LogShipper(logging.Handler):
+    """Every log line, the worker's and vLLM's, masked, into the shipping buffer."""
+
+    def __init__(self, shipper: BatchShipper, secrets: list[str], config_id: str) -> None:
+        super().__init__()
+        self.shipper, self.secrets, self.config_id = shipper, secrets, config_id
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith("worker.shipping"):
+            return  # its own troubles would feed the buffer they are about
+        entry = {
+            "timestamp": record.created,
+            "level": record.levelname.lower(),
+            "source": "vllm" if record.name == "vllm" else "worker",
+            "message": without_secrets(record.getMessage(), self.secrets),
+            "config_id": self.config_id,
+        }
+        if (job_id := current_job_id.get()) is not None:
+            entry["job_id"] = job_id
+        self.shipper.add(entry)
+
+
+class SystemMetrics:
+    """Snapshots of the host and vLLM's load, every interval: `worker_uptime_s`, the first GPU, vLLM's queue."""
+
+    def __init__(
+        self,
+        shipper: BatchShipper,
+        probe: VllmProbe,
+        gpu: GpuInspector,
+        current_job: Callable[[], str | None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.shipper, self.probe, self.gpu, self.current_job, self.clock = shipper, probe, gpu, current_job, clock
+        self.started = clock()
+
+    async def snapshot(self) -> None:
+        entry: dict[str, Any] = {"timestamp": time.time(), "worker_uptime_s": round(self.clock() - self.started, 1)}
+        entry |= await self._gpu() | await self._vllm()
+        if (job_id := self.current_job()) is not None:
+            entry["current_job_id"] = job_id
+        self.shipper.add(entry)
+
+    async def _gpu(self) -> dict[str, float]:
+        query = await self.gpu.query(GPU_FIELDS)
+        rows = query.rows.strip().splitlines() if not (query.missing or query.error) else []
+        names = ("gpu_memory_used_mb", "gpu_memory_total_mb", "gpu_utilization_pct", "gpu_temperature_c")
+        values = [field.strip() for field in rows[0].split(",")] if rows else []
+        return {name: float(value) for name, value in zip(names, values, strict=False) if _is_number(value)}
+
+    async def _vllm(self) -> dict[str, float]:
+        try:
+            text = await self.probe.metrics()
+        except (InferenceUnavailable, InferenceRejected):
+            return {}
+        load = {
+            "vllm_running_requests": gauge(text, "vllm:num_requests_running"),
+            "vllm_waiting_requests": gauge(text, "vllm:num_requests_waiting"),
+        }
+        return {name: value for name, value in load.items() if value is not None}
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
