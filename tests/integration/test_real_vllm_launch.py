@@ -20,6 +20,8 @@ from tests.integration.real_vllm import (
     VLLM_ARGS,
     VLLM_COMMAND,
     require_real_vllm,
+    spawn_installed,
+    worker_in_vllm_environment,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
@@ -62,9 +64,12 @@ class WorkerLog:
 async def test_sigterm_mid_job_finishes_it_stops_vllm_and_exits_zero(
     queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi
 ) -> None:
+    """With the worker installed into vLLM's own Python, as the image has it (vLLM's package versions)."""
     require_real_vllm()
     port = free_port()
-    worker = spawn(LAUNCH, launch_environment(queue, fake_vllm, fake_api, port))
+    installed = worker_in_vllm_environment()
+    command = [str(installed), *LAUNCH[3:]]  # `worker-vllm run --launch-vllm --log-level debug`
+    worker = spawn_installed(command, launch_environment(queue, fake_vllm, fake_api, port))
     log = WorkerLog(worker)
     try:
         await queue.wait_for_type("register", timeout=420)
