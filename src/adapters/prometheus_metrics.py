@@ -39,16 +39,26 @@ class PrometheusMetrics:
         self.heartbeats_failed = Counter(f"{prefix}heartbeats_failed", "Heartbeats not accepted", registry=registry)
         self.renewals = Counter(f"{prefix}lease_renewals", "job_progress frames sent", registry=registry)
         self.payload = Counter(f"{prefix}payload_bytes", "Payload URL bytes", ["direction"], registry=registry)
+        self.prompt_tokens, self.completion_tokens = (
+            self.token_count.labels("prompt"),
+            self.token_count.labels("completion"),
+        )
+        self._job_series: dict[tuple[str, str], tuple[Counter, Histogram, Histogram]] = {}  # kinds x outcomes
 
     def job_ended(self, kind: str, outcome: str, seconds: float, to_result: float) -> None:
-        self.jobs.labels(kind, outcome).inc()
-        self.duration.labels(kind).observe(seconds)
+        series = self._job_series.get((kind, outcome))
+        if series is None:
+            series = self.jobs.labels(kind, outcome), self.duration.labels(kind), self.to_result.labels(kind)
+            self._job_series[kind, outcome] = series
+        jobs, duration, to_result_seconds = series
+        jobs.inc()
+        duration.observe(seconds)
         if outcome == "result":
-            self.to_result.labels(kind).observe(to_result)
+            to_result_seconds.observe(to_result)
 
     def tokens(self, prompt: int, completion: int) -> None:
-        self.token_count.labels("prompt").inc(prompt)
-        self.token_count.labels("completion").inc(completion)
+        self.prompt_tokens.inc(prompt)
+        self.completion_tokens.inc(completion)
 
     def reconnected(self) -> None:
         self.reconnects.inc()
