@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,10 +168,17 @@ def chat(content: str = "What is the capital of France?") -> list[dict[str, str]
 @pytest.fixture(scope="session")
 def vllm_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """One real vLLM (the tiny model, tool calling on) for the whole real-vLLM tier: its start is the slow part."""
+    with real_vllm(tmp_path_factory.mktemp("vllm"), f"{VLLM_ARGS} {TOOL_CALLING}") as port:
+        yield port
+
+
+@contextmanager
+def real_vllm(log_dir: Path, args: str) -> Iterator[int]:
+    """Real vLLM on a free port with `args`, ready; its whole group stopped after (skipped until set up)."""
     require_real_vllm()
     port = free_port()
-    log: Path = tmp_path_factory.mktemp("vllm") / "vllm.log"
-    process = start_vllm(port, log, f"{VLLM_ARGS} {TOOL_CALLING}")
+    log = log_dir / "vllm.log"
+    process = start_vllm(port, log, args)
     try:
         wait_until_ready(port, process, log)
         yield port

@@ -8,7 +8,6 @@ import json
 import struct
 import subprocess
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
 import openai
@@ -19,8 +18,8 @@ from adapters.openai_front import OpenAIFront
 from domain.kinds import KINDS
 from domain.payloads import REFUSED
 from tests.fakes.fake_api import FakeApi
-from tests.integration.conftest import free_port, front_and_worker
-from tests.integration.real_vllm import VLLM_ARGS, require_real_vllm, start_vllm, stop_group, wait_until_ready
+from tests.integration.conftest import front_and_worker, real_vllm
+from tests.integration.real_vllm import VLLM_ARGS, require_real_vllm
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
@@ -39,15 +38,8 @@ GET_CITY = {
 
 @pytest.fixture(scope="module")
 def pooling_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    require_real_vllm()
-    port = free_port()
-    log: Path = tmp_path_factory.mktemp("pooling") / "vllm.log"
-    process = start_vllm(port, log, f"{VLLM_ARGS} --runner pooling --convert embed")
-    try:
-        wait_until_ready(port, process, log)
+    with real_vllm(tmp_path_factory.mktemp("pooling"), f"{VLLM_ARGS} --runner pooling --convert embed") as port:
         yield port
-    finally:
-        stop_group(process)
 
 
 @pytest.fixture
