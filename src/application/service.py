@@ -18,7 +18,7 @@ from domain.errors import ErrorCategory, InferenceRejected, InferenceUnavailable
 from domain.frames import OutboundFrame
 from domain.jobs import Job
 from domain.rules import Backpressure, Failure, HealthWatch, HeartbeatStatus, ShutdownStep, Thresholds
-from domain.untrusted import WarningBudget, shown
+from domain.untrusted import WarningBudget, shown, without_secrets
 from domain.vllm import gauge
 from domain.worker import CancelJob, Command, Ignored, PauseReason, RunningJob, Send, StartJob, Worker, WorkerState
 
@@ -83,6 +83,7 @@ class WorkerService:
             settings.CASOLA_BACKPRESSURE_PAUSE_THRESHOLD, settings.CASOLA_BACKPRESSURE_RESUME_THRESHOLD
         )
         self.metrics = metrics
+        self._secrets = settings.secrets()
         self._observe(metrics)
 
     def _observe(self, metrics: WorkerMetrics) -> None:
@@ -98,8 +99,8 @@ class WorkerService:
 
     def readiness(self) -> tuple[bool, str]:
         """Whether the worker can take jobs (vLLM ready and registered with the queue), else why not."""
-        if self.failure is not None:
-            return False, f"failed: {self.failure.message}"
+        if self.failure is not None:  # a vLLM log line can quote a secret: none leaves through /readyz
+            return False, f"failed: {shown(without_secrets(self.failure.message, self._secrets), 300)}"
         if not self._vllm_ready:
             return False, "waiting for vLLM to be ready"
         if not self.health.healthy:

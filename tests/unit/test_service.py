@@ -14,6 +14,7 @@ from application.service import Timings, WorkerService
 from application.settings import load_settings
 from application.supervisor import VllmSupervisor
 from domain.frames import JobError, JobProgress, JobResult, Register
+from domain.rules import Failure, HeartbeatStatus
 from tests.conftest import eventually
 from tests.fakes.memory import (
     FakeHeartbeats,
@@ -243,3 +244,15 @@ async def test_a_clean_stop_with_launched_vllm_stops_it_and_exits_zero() -> None
     running.service.request_shutdown()
     assert await asyncio.wait_for(supervised, 5) == 0
     assert launcher.process is not None and launcher.process.stopped
+
+
+async def test_readiness_says_why_not_and_never_quotes_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_never_out_1234")
+    bed_ = bed()
+    assert bed_.service.readiness() == (False, "waiting for vLLM to be ready")
+    bed_.start()
+    await bed_.registered()
+    assert bed_.service.readiness() == (True, "ready")
+    bed_.service.fail(Failure(HeartbeatStatus.FATAL, "vLLM: bad token hf_never_out_1234"))
+    assert bed_.service.readiness() == (False, "failed: vLLM: bad token ***")
+    assert await bed_.exit_code() == 2
