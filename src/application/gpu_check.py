@@ -4,7 +4,7 @@ import logging
 
 from application.ports import GpuInspector, Heartbeats
 from domain import rules
-from domain.gpu import GpuExpectations, failure_message, gpu_failures
+from domain.gpu import GpuExpectations, failure_message, gpu_checks
 from domain.rules import Failure, HeartbeatStatus
 
 log = logging.getLogger("worker")
@@ -21,13 +21,14 @@ class GpuCheck:
         if query.missing:
             log.warning("GPU check: nvidia-smi not found, no check made")
             return None
-        failures = [query.error] if query.error else gpu_failures(query.rows, self.expected)
-        if failures:
-            for failure in failures:
-                log.error("GPU check failed: %s", failure)
-            return Failure(HeartbeatStatus.FATAL, failure_message(failures))
-        log.info("GPU check passed: %s", "; ".join(row.strip() for row in query.rows.splitlines() if row.strip()))
-        return None
+        checks = [(False, query.error)] if query.error else gpu_checks(query.rows, self.expected)
+        for passed, found in checks:
+            if passed:
+                log.info("GPU check passed: %s", found)
+            else:
+                log.error("GPU check failed: %s", found)
+        failures = [found for passed, found in checks if not passed]
+        return Failure(HeartbeatStatus.FATAL, failure_message(failures)) if failures else None
 
     async def verify(self, heartbeats: Heartbeats | None) -> int | None:
         """None when vLLM may start; else the exit code, after a `fatal` heartbeat (if any) so the host is blocked."""

@@ -19,33 +19,43 @@ class GpuExpectations:
     vram_gb: float | None = None  # CASOLA_EXPECTED_VRAM_GB: each GPU has at least 90% of it
 
 
-def gpu_failures(csv_rows: str, expected: GpuExpectations) -> list[str]:
-    """Every failed check of every GPU row of `nvidia-smi --query-gpu=GPU_QUERY --format=csv,noheader,nounits`."""
+def gpu_checks(csv_rows: str, expected: GpuExpectations) -> list[tuple[bool, str]]:
+    """Every check of every GPU row of `nvidia-smi --query-gpu=GPU_QUERY --format=csv,noheader,nounits`, as
+    (passed, what it found): one log line each."""
     rows = [row for row in csv_rows.splitlines() if row.strip()]
     if not rows:
-        return ["nvidia-smi lists no GPU"]
-    return [failure for index, row in enumerate(rows) for failure in _row_failures(index, row, expected)]
+        return [(False, "nvidia-smi lists no GPU")]
+    return [check for index, row in enumerate(rows) for check in _row_checks(index, row, expected)]
 
 
-def _row_failures(index: int, row: str, expected: GpuExpectations) -> list[str]:
+def gpu_failures(csv_rows: str, expected: GpuExpectations) -> list[str]:
+    """What failed of `gpu_checks`."""
+    return [found for passed, found in gpu_checks(csv_rows, expected) if not passed]
+
+
+def _row_checks(index: int, row: str, expected: GpuExpectations) -> list[tuple[bool, str]]:
     fields = [field.strip() for field in row.split(",")]
     if len(fields) != 7:
-        return [f"GPU {index}: nvidia-smi row not understood: {row[:200]!r}"]
+        return [(False, f"GPU {index}: nvidia-smi row not understood: {row[:200]!r}")]
     name, total, used, utilization, ecc, power_limit, power_default = fields
     gpu = f"GPU {index} ({name})"
-    failures = []
-    if expected.name and expected.name.lower() not in name.lower():
-        failures.append(f"{gpu}: not the expected {expected.name}")
-    if expected.vram_gb and (_number(total) or 0) < MIN_VRAM_SHARE * expected.vram_gb * 1024:
-        failures.append(f"{gpu}: {total} MiB of memory, expected {expected.vram_gb:g} GB")
-    if (_number(used) or 0) >= MAX_USED_MIB or (_number(utilization) or 0) >= MAX_UTILIZATION_PCT:
-        failures.append(f"{gpu}: busy ({used} MiB used, {utilization}% utilization): another workload holds it")
-    if (_number(ecc) or 0) > 0:
-        failures.append(f"{gpu}: {ecc} uncorrected ECC errors")
+    checks = []
+    if expected.name:
+        found = expected.name.lower() in name.lower()
+        checks.append((found, f"{gpu}: {'is' if found else 'not'} the expected {expected.name}"))
+    if expected.vram_gb:
+        enough = (_number(total) or 0) >= MIN_VRAM_SHARE * expected.vram_gb * 1024
+        checks.append((enough, f"{gpu}: {total} MiB of memory, expected {expected.vram_gb:g} GB"))
+    idle = (_number(used) or 0) < MAX_USED_MIB and (_number(utilization) or 0) < MAX_UTILIZATION_PCT
+    load = f"{used} MiB used, {utilization}% utilization"
+    checks.append((idle, f"{gpu}: idle ({load})" if idle else f"{gpu}: busy ({load}): another workload holds it"))
+    errors = _number(ecc)
+    checks.append((not errors, f"{gpu}: {ecc} uncorrected ECC errors" if errors is not None else f"{gpu}: ECC {ecc}"))
     limit, default = _number(power_limit), _number(power_default)
-    if limit is not None and default and limit < MIN_POWER_SHARE * default:
-        failures.append(f"{gpu}: power limited to {power_limit} W of {power_default} W")
-    return failures
+    capped = limit is not None and bool(default) and limit < MIN_POWER_SHARE * (default or 0)
+    power = f"power limited to {power_limit} W of {power_default} W" if capped else f"power limit {power_limit} W"
+    checks.append((not capped, f"{gpu}: {power}"))
+    return checks
 
 
 def _number(field: str) -> float | None:

@@ -226,7 +226,7 @@ def test_gpu_diagnostic_with_nvidia_smi(events: Events, tmp_path: Path) -> None:
     assert done.returncode == 0
     assert "GPU driver: 550.54.15, CUDA Version: 12.4" in done.stderr
     assert "GPU 0, NVIDIA A100-SXM4-80GB, 81920 MiB" in done.stderr
-    assert "GPU check passed: NVIDIA A100-SXM4-80GB, 81920, 3, 0, 0, 400, 400" in done.stderr
+    assert "GPU check passed: GPU 0 (NVIDIA A100-SXM4-80GB): idle (3 MiB used, 0% utilization)" in done.stderr
 
 
 @pytest.mark.parametrize("script", ["entrypoint.sh", "build.sh", "scripts/setup-vllm.sh"])

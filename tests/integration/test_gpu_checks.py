@@ -29,7 +29,14 @@ def check_gpu(path: Path | None, **environment: object) -> tuple[int, str]:
 def test_a_healthy_gpu_passes(tmp_path: Path) -> None:
     code, log = check_gpu(stand_in_nvidia_smi(tmp_path, HEALTHY, HEALTHY), CASOLA_EXPECTED_GPU_NAME="A100")
     assert code == 0, log
-    assert "GPU check passed: NVIDIA A100-SXM4-80GB, 81920" in log
+    checks = (
+        "is the expected A100",
+        "idle (3 MiB used, 0% utilization)",
+        "0 uncorrected ECC errors",
+        "power limit 400.00 W",
+    )
+    for check in checks:  # one line a check, for each GPU
+        assert f"GPU check passed: GPU 1 (NVIDIA A100-SXM4-80GB): {check}" in log
 
 
 def test_no_nvidia_smi_is_a_warning_not_a_failure() -> None:

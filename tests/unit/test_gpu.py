@@ -2,7 +2,7 @@
 
 import pytest
 
-from domain.gpu import GpuExpectations, failure_message, gpu_failures
+from domain.gpu import GpuExpectations, failure_message, gpu_checks, gpu_failures
 
 A100 = "NVIDIA A100-SXM4-80GB, 81920, 3, 0, 0, 400.00, 400.00"
 EXPECT_A100 = GpuExpectations("a100", 80)
@@ -54,3 +54,13 @@ def test_na_fields_skip_their_check() -> None:
     assert (
         gpu_failures("NVIDIA L4, 23034, 0, 0, N/A, [Not Supported], [Not Supported]", GpuExpectations("L4", 24)) == []
     )
+
+
+def test_each_check_of_a_healthy_gpu_is_one_line_saying_what_it_found() -> None:
+    assert gpu_checks(A100, EXPECT_A100) == [
+        (True, "GPU 0 (NVIDIA A100-SXM4-80GB): is the expected a100"),
+        (True, "GPU 0 (NVIDIA A100-SXM4-80GB): 81920 MiB of memory, expected 80 GB"),
+        (True, "GPU 0 (NVIDIA A100-SXM4-80GB): idle (3 MiB used, 0% utilization)"),
+        (True, "GPU 0 (NVIDIA A100-SXM4-80GB): 0 uncorrected ECC errors"),
+        (True, "GPU 0 (NVIDIA A100-SXM4-80GB): power limit 400.00 W"),
+    ]
