@@ -14,6 +14,8 @@ set -euo pipefail
 read -r -a VLLM_COMMAND <<<"${ENTRYPOINT_VLLM_COMMAND:-worker-vllm launch-vllm}"
 read -r -a WORKER_COMMAND <<<"${ENTRYPOINT_WORKER_COMMAND:-worker-vllm run}"
 read -r -a GPU_CHECK_COMMAND <<<"${ENTRYPOINT_GPU_CHECK_COMMAND:-worker-vllm check-gpu}"
+read -r -a LOG_RELAY_COMMAND <<<"${ENTRYPOINT_LOG_RELAY_COMMAND:-python3 -m adapters.vllm_log_relay}"
+VLLM_LOG_PORT="${WORKER_VLLM_LOG_PORT:-0}"
 GRACE="${CASOLA_SHUTDOWN_GRACE_PERIOD:-5}"
 MARGIN="${ENTRYPOINT_SHUTDOWN_MARGIN:-10}"
 VLLM_STOP_TIMEOUT="${VLLM_STOP_TIMEOUT:-30}"
@@ -104,7 +106,13 @@ main() {
   # not in a session of its own: with autogroup scheduling a new session is a scheduling group of its own,
   # and vLLM ran 4x slower beside a busy worker that way.
   set -m
-  "${VLLM_COMMAND[@]}" &
+  if [[ $VLLM_LOG_PORT != 0 ]]; then
+    # vLLM's output, line by line, to the container's log and to the worker (who ships it and spots fatal
+    # lines); the relay never waits on the worker.
+    "${VLLM_COMMAND[@]}" > >(exec "${LOG_RELAY_COMMAND[@]}" "$VLLM_LOG_PORT") 2>&1 &
+  else
+    "${VLLM_COMMAND[@]}" &
+  fi
   vllm_pid=$!
   "${WORKER_COMMAND[@]}" &
   worker_pid=$!

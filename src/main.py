@@ -14,6 +14,7 @@ import typer
 from dependency_injector import containers, providers
 from pydantic_settings import BaseSettings
 
+from adapters import vllm_log_relay
 from adapters.aiohttp_inference import AiohttpInference, vllm_session
 from adapters.clients import http_client, payload_client
 from adapters.http_endpoint import WorkerEndpoint
@@ -137,7 +138,11 @@ async def run_worker(settings: Settings, launch_vllm: bool) -> int:
             if (code := await container.gpu_check().verify(heartbeats)) is not None:
                 return int(code)
         service: WorkerService = await container.service()  # type: ignore[misc]
-        async with worker_endpoint(settings, container.metrics(), service), shipping(settings, container, service):
+        async with (
+            worker_endpoint(settings, container.metrics(), service),
+            shipping(settings, container, service),
+            relayed_vllm_log(settings, service, launch_vllm),
+        ):
             return await (container.supervisor().run(service) if launch_vllm else service.run())
 
     return await in_container(settings, run_service)
@@ -162,6 +167,19 @@ async def worker_endpoint(
         yield
     finally:
         await endpoint.stop()
+
+
+@contextlib.asynccontextmanager
+async def relayed_vllm_log(settings: Settings, service: WorkerService, launch_vllm: bool) -> AsyncIterator[None]:
+    """In the container, vLLM's lines come relayed on WORKER_VLLM_LOG_PORT (0: off; the image sets it)."""
+    if launch_vllm or settings.WORKER_VLLM_LOG_PORT == 0:
+        yield
+        return
+    transport = await vllm_log_relay.listen(settings.WORKER_VLLM_LOG_PORT, service.vllm_said)
+    try:
+        yield
+    finally:
+        transport.close()
 
 
 @contextlib.asynccontextmanager

@@ -273,6 +273,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--startup-delay", type=float, default=0.0)
     parser.add_argument("--say", action="append", default=[], help="print this log line at start")
+    parser.add_argument(
+        "--say-late", action="append", default=[], help="print this line after --startup-delay (FAKE_VLLM_SAY_LATE too)"
+    )
     parser.add_argument("--exit-after", type=float, default=None, help="exit with code 3 after this many seconds")
     parser.add_argument("--ignore-sigterm", action="store_true")
     parser.add_argument("--spawn-child", action="store_true", help="start a child process in the same group")
@@ -290,6 +293,8 @@ def main(argv: list[str]) -> None:
     for line in args.say:
         print(line, flush=True)
     time.sleep(args.startup_delay)
+    for line in [*args.say_late, *filter(None, os.environ.get("FAKE_VLLM_SAY_LATE", "").split("\n"))]:
+        print(line, flush=True)
     server = FakeVllm(args.host, args.port, args.served_model_name)
     server.behaviour.delay = args.delay
     if args.exit_after is not None:

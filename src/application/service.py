@@ -19,10 +19,11 @@ from domain.frames import OutboundFrame
 from domain.jobs import Job
 from domain.rules import Backpressure, Failure, HealthWatch, HeartbeatStatus, ShutdownStep, Thresholds
 from domain.untrusted import WarningBudget, shown, without_secrets
-from domain.vllm import gauge
+from domain.vllm import LogVerdict, classify_log_line, gauge
 from domain.worker import CancelJob, Command, Ignored, PauseReason, RunningJob, Send, StartJob, Worker, WorkerState
 
 log = logging.getLogger("worker")
+vllm_log = logging.getLogger("vllm")
 UNKNOWN_TYPES_REMEMBERED = 64
 SHUT_DOWN_MID_JOB = "the worker shut down before the job finished"
 
@@ -120,6 +121,17 @@ class WorkerService:
         else:
             log.info("shutdown requested: draining")
         self._shutdown.set()
+
+    def vllm_said(self, line: str) -> None:
+        """One line of vLLM's output (launched by the worker, or relayed in the container): logged as vLLM's,
+        and a line that tells a bad host or a dead engine fails the worker."""
+        vllm_log.info("%s", line)
+        verdict = classify_log_line(line)
+        if verdict is LogVerdict.RETRYABLE:
+            log.error("vLLM failure: %s", line.strip()[:300])
+        failure = rules.on_vllm_log(verdict, line)
+        if failure is not None:
+            self.fail(failure)
 
     def fail(self, failure: Failure) -> None:
         if self.failure is None:

@@ -115,6 +115,7 @@ class Settings(VllmSettings, GpuSettings):
     CASOLA_MAX_CHOICES: Annotated[int, Field(ge=1, le=128)] = 8
     WORKER_HTTP_HOST: str = "0.0.0.0"
     WORKER_HTTP_PORT: Annotated[int, Field(ge=0, le=65535)] = 8081
+    WORKER_VLLM_LOG_PORT: Annotated[int, Field(ge=0, le=65535)] = 0
     CASOLA_BACKPRESSURE_CHECK_INTERVAL: Annotated[float, Field(ge=0)] = 5.0
     CASOLA_BACKPRESSURE_PAUSE_THRESHOLD: Annotated[float, Field(ge=0)] = 0.0
     CASOLA_BACKPRESSURE_RESUME_THRESHOLD: Annotated[float, Field(ge=0)] = 0.0

@@ -6,10 +6,8 @@ import logging
 from application.ports import LaunchedProcess, ProcessLauncher
 from application.service import WorkerService
 from domain import rules
-from domain.vllm import LogVerdict, classify_log_line
 
 log = logging.getLogger("worker")
-vllm_log = logging.getLogger("vllm")
 
 
 class VllmSupervisor:
@@ -21,17 +19,8 @@ class VllmSupervisor:
         self.stop_timeout = stop_timeout
 
     async def run(self, service: WorkerService) -> int:
-        def on_line(line: str) -> None:
-            vllm_log.info("%s", line)
-            verdict = classify_log_line(line)
-            if verdict is LogVerdict.RETRYABLE:
-                log.error("vLLM failure: %s", line.strip()[:300])
-            failure = rules.on_vllm_log(verdict, line)
-            if failure is not None:
-                service.fail(failure)
-
         try:
-            process = await self.launcher.launch(self.argv, on_line)
+            process = await self.launcher.launch(self.argv, service.vllm_said)
         except OSError as error:
             service.fail(rules.vllm_cannot_start(self.argv[0], error.strerror or str(error)))
             return await service.run()

@@ -14,7 +14,14 @@ from testbed.fake_vllm import FakeVllm
 
 from adapters.local_queue import LocalQueue
 from tests.fakes.fake_api import FakeApi
-from tests.integration.conftest import ROOT, alive, cli_environment, stand_in_nvidia_smi, worker_environment
+from tests.integration.conftest import (
+    ROOT,
+    alive,
+    cli_environment,
+    free_port,
+    stand_in_nvidia_smi,
+    worker_environment,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -200,6 +207,26 @@ async def test_vllm_death_is_reported_by_the_real_worker(
     beat = fake_api.heartbeats[-1]
     assert beat["status"] == "error" and "vLLM stopped answering /health" in beat["error_message"]
     assert "worker exited with 1" in stderr
+
+
+async def test_vllms_lines_reach_the_worker_which_ships_them_and_stops_on_a_fatal_one(
+    queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi
+) -> None:
+    fake_vllm.stop()
+    port, log_port = fake_vllm.port, free_port()
+    environment = worker_environment(
+        queue, fake_vllm, fake_api, VLLM_PORT=port, WORKER_VLLM_LOG_PORT=log_port,
+        CASOLA_LOGS_URL=f"{fake_api.url}/api/logs", CASOLA_LOG_FLUSH_INTERVAL=0.2,
+        ENTRYPOINT_LOG_RELAY_COMMAND=f"{sys.executable} -m adapters.vllm_log_relay",
+    )  # fmt: skip
+    fatal = "RuntimeError: CUDA driver version is insufficient for CUDA runtime version"
+    vllm = f"{sys.executable} -m testbed.fake_vllm serve tiny --port {port} --startup-delay 3"
+    process = entrypoint(vllm, f"{sys.executable} -m main run", FAKE_VLLM_SAY_LATE=fatal, **environment)
+    code, stderr = await asyncio.to_thread(finish, process)
+    assert code == 2, stderr
+    assert fake_api.heartbeats[-1]["status"] == "fatal" and fatal in fake_api.heartbeats[-1]["error_message"]
+    shipped = [entry for batch in fake_api.posts.get("/api/logs", []) for entry in batch["entries"]]
+    assert any(entry["source"] == "vllm" and fatal in entry["message"] for entry in shipped)
 
 
 def test_gpu_diagnostic_with_nvidia_smi(events: Events, tmp_path: Path) -> None:
