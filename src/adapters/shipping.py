@@ -17,6 +17,7 @@ import httpx
 from application.job_context import current_job_id
 from application.ports import GpuInspector, VllmProbe
 from domain.errors import InferenceRejected, InferenceUnavailable
+from domain.gpu import SNAPSHOT_QUERY, gpu_snapshot
 from domain.untrusted import without_secrets
 from domain.vllm import gauge
 
@@ -24,7 +25,6 @@ log = logging.getLogger("worker.shipping")
 LOG_BUFFER = 10_000
 LOG_BATCH = 1_000
 SNAPSHOT_BUFFER = 120
-GPU_FIELDS = "memory.used,memory.total,utilization.gpu,temperature.gpu"
 
 
 class BatchShipper:
@@ -121,11 +121,8 @@ class SystemMetrics:
         self.shipper.add(entry)
 
     async def _gpu(self) -> dict[str, float]:
-        query = await self.gpu.query(GPU_FIELDS)
-        rows = query.rows.strip().splitlines() if not (query.missing or query.error) else []
-        names = ("gpu_memory_used_mb", "gpu_memory_total_mb", "gpu_utilization_pct", "gpu_temperature_c")
-        values = [field.strip() for field in rows[0].split(",")] if rows else []
-        return {name: float(value) for name, value in zip(names, values, strict=False) if _is_number(value)}
+        query = await self.gpu.query(SNAPSHOT_QUERY)
+        return {} if query.missing or query.error else gpu_snapshot(query.rows)
 
     async def _vllm(self) -> dict[str, float]:
         try:
@@ -137,11 +134,3 @@ class SystemMetrics:
             "vllm_waiting_requests": gauge(text, "vllm:num_requests_waiting"),
         }
         return {name: value for name, value in load.items() if value is not None}
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True

@@ -11,6 +11,8 @@ MAX_UTILIZATION_PCT = 10
 MIN_VRAM_SHARE = 0.9
 MIN_POWER_SHARE = 0.7
 FAILURE_PREFIX = "gpu_health_check failed: "
+SNAPSHOT_QUERY = "memory.used,memory.total,utilization.gpu,temperature.gpu"
+SNAPSHOT_FIELDS = ("gpu_memory_used_mb", "gpu_memory_total_mb", "gpu_utilization_pct", "gpu_temperature_c")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,13 @@ def _row_checks(index: int, row: str, expected: GpuExpectations) -> list[tuple[b
     power = f"power limited to {power_limit} W of {power_default} W" if capped else f"power limit {power_limit} W"
     checks.append((not capped, f"{gpu}: {power}"))
     return checks
+
+
+def gpu_snapshot(csv_rows: str) -> dict[str, float]:
+    """The first GPU's `SNAPSHOT_QUERY` row as system metrics fields; one nvidia-smi does not know is left out."""
+    rows = csv_rows.strip().splitlines()
+    values = [_number(field.strip()) for field in rows[0].split(",")] if rows else []
+    return {name: value for name, value in zip(SNAPSHOT_FIELDS, values, strict=False) if value is not None}
 
 
 def _number(field: str) -> float | None:

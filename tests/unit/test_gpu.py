@@ -2,7 +2,7 @@
 
 import pytest
 
-from domain.gpu import GpuExpectations, failure_message, gpu_checks, gpu_failures
+from domain.gpu import GpuExpectations, failure_message, gpu_checks, gpu_failures, gpu_snapshot
 
 A100 = "NVIDIA A100-SXM4-80GB, 81920, 3, 0, 0, 400.00, 400.00"
 EXPECT_A100 = GpuExpectations("a100", 80)
@@ -64,3 +64,12 @@ def test_each_check_of_a_healthy_gpu_is_one_line_saying_what_it_found() -> None:
         (True, "GPU 0 (NVIDIA A100-SXM4-80GB): 0 uncorrected ECC errors"),
         (True, "GPU 0 (NVIDIA A100-SXM4-80GB): power limit 400.00 W"),
     ]
+
+
+def test_a_snapshot_reads_the_first_gpu_and_leaves_out_what_nvidia_smi_does_not_know() -> None:
+    rows = "1024, 81920, 37, 55\n2048, 81920, 90, 70\n"
+    assert gpu_snapshot(rows) == {
+        "gpu_memory_used_mb": 1024, "gpu_memory_total_mb": 81920, "gpu_utilization_pct": 37, "gpu_temperature_c": 55
+    }  # fmt: skip
+    assert gpu_snapshot("1024, 81920, [N/A], N/A") == {"gpu_memory_used_mb": 1024, "gpu_memory_total_mb": 81920}
+    assert gpu_snapshot("") == {}
