@@ -15,10 +15,10 @@ from dependency_injector import containers, providers
 from pydantic_settings import BaseSettings
 
 from adapters import vllm_log_relay
-from adapters.aiohttp_inference import AiohttpInference, vllm_session
 from adapters.clients import http_client, payload_client
 from adapters.http_endpoint import WorkerEndpoint
 from adapters.http_heartbeats import HttpHeartbeats
+from adapters.http_inference import HttpInference
 from adapters.http_payloads import HttpPayloadStore
 from adapters.http_vllm_probe import HttpVllmProbe
 from adapters.local_queue import LocalQueue, chat_job
@@ -28,6 +28,7 @@ from adapters.prometheus_metrics import PrometheusMetrics
 from adapters.shipping import LOG_BATCH, LOG_BUFFER, SNAPSHOT_BUFFER, BatchShipper, LogShipper, SystemMetrics
 from adapters.subprocess_launcher import SubprocessLauncher
 from adapters.test_job import one_test_job
+from adapters.vllm_http import vllm_http
 from adapters.websocket_queue import WebSocketQueue
 from application.diagnostics import Diagnostics
 from application.gpu_check import GpuCheck
@@ -74,11 +75,11 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=VllmSettings)
     setting = settings.provided
     http = providers.Resource(http_client)
-    vllm_http = providers.Resource(vllm_session, setting.vllm_api_key)
-    inference = providers.Singleton(AiohttpInference, vllm_http, setting.vllm_base_url)
+    vllm = providers.Resource(vllm_http, setting.VLLM_HOST, setting.VLLM_PORT, setting.vllm_api_key)
+    inference = providers.Singleton(HttpInference, vllm)
     openai = providers.Resource(openai_client, setting.vllm_base_url, setting.vllm_api_key, setting.request_timeout)
     typed_inference = providers.Singleton(openai_inference, openai)  # check-vllm: the official client's view
-    probe = providers.Singleton(HttpVllmProbe, http, setting.vllm_base_url)
+    probe = providers.Singleton(HttpVllmProbe, vllm)
     diagnostics = providers.Factory(Diagnostics, probe, typed_inference, setting.VLLM_SERVED_MODEL_NAME)
     secrets = setting.secrets.call()
     metrics = providers.Singleton(PrometheusMetrics)

@@ -1,7 +1,10 @@
-"""The vLLM probe over httpx: /health, /v1/models and /metrics."""
+"""The vLLM probe over `VllmHttp`: /health, /v1/models and /metrics."""
 
-import httpx
+import asyncio
 
+import msgspec
+
+from adapters.vllm_http import Answer, BrokenAnswer, NoAnswer, VllmHttp
 from domain.errors import InferenceRejected, InferenceUnavailable
 
 HEALTH_TIMEOUT = 5.0
@@ -9,29 +12,36 @@ QUERY_TIMEOUT = 25.0  # /metrics answers slowly while the CPU build generates
 
 
 class HttpVllmProbe:
-    def __init__(self, http: httpx.AsyncClient, base_url: str) -> None:
+    def __init__(self, http: VllmHttp) -> None:
         self.http = http
-        self.base_url = base_url
+        self.base_url = http.base_url
 
     async def health(self) -> bool:
         try:
-            response = await self.http.get(f"{self.base_url}/health", timeout=HEALTH_TIMEOUT)
-        except httpx.HTTPError:
+            async with asyncio.timeout(HEALTH_TIMEOUT):
+                answer = await self.http.get("/health")
+        except (NoAnswer, BrokenAnswer, TimeoutError):
             return False
-        return response.status_code == 200
+        return answer.status == 200
 
     async def models(self) -> list[str]:
-        response = await self._get("/v1/models")
-        return [model["id"] for model in response.json().get("data", [])]
+        answer = await self._get("/v1/models")
+        try:
+            listing = msgspec.json.decode(answer.body)
+            return [str(model["id"]) for model in listing.get("data", [])]
+        except (msgspec.DecodeError, AttributeError, KeyError, TypeError) as error:
+            raise InferenceRejected(f"GET /v1/models answered with no list of models: {error}") from None
 
     async def metrics(self) -> str:
-        return (await self._get("/metrics")).text
+        return (await self._get("/metrics")).body.decode("utf-8", "replace")
 
-    async def _get(self, path: str) -> httpx.Response:
+    async def _get(self, path: str) -> Answer:
         try:
-            response = await self.http.get(f"{self.base_url}{path}", timeout=QUERY_TIMEOUT)
-        except httpx.HTTPError as error:
-            raise InferenceUnavailable(f"cannot reach vLLM at {self.base_url}: {type(error).__name__}") from None
-        if not response.is_success:
-            raise InferenceRejected(f"GET {path} answered HTTP {response.status_code}")
-        return response
+            async with asyncio.timeout(QUERY_TIMEOUT):
+                answer = await self.http.get(path)
+        except (NoAnswer, BrokenAnswer, TimeoutError) as error:
+            reason = str(error) or type(error).__name__
+            raise InferenceUnavailable(f"cannot reach vLLM at {self.http.base_url}: {reason}") from None
+        if not 200 <= answer.status < 300:
+            raise InferenceRejected(f"GET {path} answered HTTP {answer.status}")
+        return answer

@@ -1,6 +1,6 @@
 """The inference port over `openai.AsyncOpenAI` pointed at vLLM: `check-vllm`'s view through the official client.
 
-The job path uses `AiohttpInference` (a fifth of the CPU); importing openai costs 20 MB, so only check-vllm does.
+The job path uses `HttpInference` (a tenth of the CPU); importing openai costs 20 MB, so only check-vllm does.
 """
 
 import json
