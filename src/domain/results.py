@@ -10,7 +10,7 @@ RESULT_INLINE_LIMIT = 256 * 1024
 
 def processed_at(now: datetime) -> str:
     """ISO 8601 with milliseconds and a `Z`, as in the seed: 2024-01-29T12:00:00.000Z."""
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    return f"{now.astimezone(UTC).replace(tzinfo=None).isoformat(timespec='milliseconds')}Z"
 
 
 def job_result(kind: JobKind, job_type: str, config_id: str, output: dict[str, Any], now: datetime) -> dict[str, Any]:

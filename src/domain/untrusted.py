@@ -31,6 +31,8 @@ def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
 
 def escape_controls(text: str) -> str:
     """Control characters (newlines, ESC, NUL, ...) and lone surrogates as escapes: one line stays one line."""
+    if text.isprintable():  # no control character, no surrogate: the common case, in C
+        return text
     escaped = _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode(), text)
     return escaped.encode("utf-8", "backslashreplace").decode("utf-8")
 
