@@ -1,0 +1,145 @@
+"""The queue adapter's own connection layer against a real websockets server on 127.0.0.1.
+
+What the worker's service tests do not reach: fragmented, binary and oversized messages, text that is not
+UTF-8, the queue's pings, a result of several MB, a handshake that never answers, a bug in the frame handler.
+"""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+from adapters.websocket_queue import Backoff, WebSocketQueue
+from domain.frames import JobProgress, JobResult, OutboundFrame, Register
+from tests.conftest import eventually
+
+REGISTER = Register("w", "c", 1)
+
+
+class Queue:
+    """A websockets server that keeps its connections and every text the worker sent."""
+
+    def __init__(self) -> None:
+        self.connections: list[ServerConnection] = []
+        self.texts: list[str] = []
+        self.closed = 0
+
+    async def handle(self, connection: ServerConnection) -> None:
+        self.connections.append(connection)
+        try:
+            async for text in connection:
+                self.texts.append(str(text))
+        finally:
+            self.closed += 1
+
+    def frames(self, kind: str) -> list[dict[str, Any]]:
+        return [frame for frame in map(json.loads, self.texts) if frame["type"] == kind]
+
+
+@asynccontextmanager
+async def connected(
+    on_message: Callable[[str | bytes], None] | None = None, **options: Any
+) -> AsyncIterator[tuple[Queue, WebSocketQueue, list[str | bytes]]]:
+    queue = Queue()
+    messages: list[str | bytes] = []
+    async with serve(queue.handle, "127.0.0.1", 0, max_size=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        socket = WebSocketQueue(f"ws://127.0.0.1:{port}", "token", Backoff(0.05, 0.1), **options)
+        running = asyncio.create_task(socket.run(lambda: [REGISTER], on_message or messages.append, lambda: None))
+        try:
+            await eventually(lambda: queue.frames("register"), what="registered")
+            yield queue, socket, messages
+        finally:
+            await socket.close()
+            await asyncio.wait_for(running, 5)
+
+
+async def test_a_fragmented_message_arrives_whole_and_a_binary_one_as_is() -> None:
+    async with connected() as (queue, _, messages):
+        await queue.connections[0].send(iter(['{"type": ', '"job_revoked", ', '"job_id": "j"}']))
+        await queue.connections[0].send(b'{"type": "error"}')
+        await eventually(lambda: len(messages) == 2, what="two messages")
+    assert messages == [b'{"type": "job_revoked", "job_id": "j"}', b'{"type": "error"}']
+
+
+async def test_text_that_is_not_utf8_reaches_the_frame_parser_and_the_connection_stays() -> None:
+    async with connected() as (queue, _, messages):
+        connection = queue.connections[0]
+        await connection.send(b"\xff\xfe", text=True)  # a text frame, sent without checking it
+        await connection.send('{"type": "error"}')
+        await eventually(lambda: len(messages) == 2, what="both messages")
+        assert messages[0] == b"\xff\xfe" and len(queue.connections) == 1
+
+
+async def test_a_message_over_the_limit_closes_the_connection_and_the_worker_comes_back() -> None:
+    async with connected(max_frame_bytes=1000) as (queue, _, messages):
+        await queue.connections[0].send("x" * 2000)
+        await eventually(lambda: len(queue.frames("register")) == 2, what="a new connection")
+        assert messages == [] and queue.connections[0].close_code == 1009
+
+
+async def test_the_queues_pings_are_answered() -> None:
+    async with connected() as (queue, _, _messages):
+        latency = await asyncio.wait_for(await queue.connections[0].ping(), 1)  # before the worker's own ping
+    assert latency is not None
+
+
+async def test_a_result_of_several_megabytes_goes_out_whole_and_in_order() -> None:
+    big = {"text": "x" * (8 * 1024 * 1024)}
+    async with connected() as (queue, socket, _):
+        for frame in (JobResult("big", 1, big), JobProgress("after", 1)):
+            socket.send(frame)
+        assert await socket.flush(10)
+        await eventually(lambda: len(queue.texts) == 3, what="both frames")
+    assert [frame["type"] for frame in map(json.loads, queue.texts[1:])] == ["job_result", "job_progress"]
+    assert json.loads(queue.texts[1])["result"] == big
+
+
+async def test_frames_sent_while_disconnected_wait_and_go_in_order() -> None:
+    async with connected() as (queue, socket, _):
+        await queue.connections[0].close()
+        await eventually(lambda: queue.closed == 1, what="the close")
+        sent: list[OutboundFrame] = [JobProgress(f"j{n}", n) for n in range(5)]
+        for frame in sent:
+            socket.send(frame)
+        await eventually(lambda: len(queue.frames("job_progress")) == 5, what="the outbox sent")
+    assert [frame["job_id"] for frame in queue.frames("job_progress")] == ["j0", "j1", "j2", "j3", "j4"]
+
+
+async def test_a_handshake_that_never_answers_is_given_up_and_tried_again() -> None:
+    attempts: list[int] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        attempts.append(1)
+        await reader.read()  # reads the request, answers nothing
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    socket = WebSocketQueue(f"ws://127.0.0.1:{port}", None, Backoff(0.05, 0.1), open_timeout=0.3)
+    running = asyncio.create_task(socket.run(lambda: [REGISTER], lambda message: None, lambda: None))
+    try:
+        await eventually(lambda: len(attempts) >= 2, what="a second attempt")
+    finally:
+        await socket.close()
+        await asyncio.wait_for(running, 5)
+        server.close()
+
+
+async def test_a_bug_in_the_frame_handler_ends_the_connection_loudly() -> None:
+    def broken(message: str | bytes) -> None:
+        raise ZeroDivisionError("a bug")
+
+    queue = Queue()
+    async with serve(queue.handle, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        socket = WebSocketQueue(f"ws://127.0.0.1:{port}", None, Backoff(0.05, 0.1))
+        running = asyncio.create_task(socket.run(lambda: [REGISTER], broken, lambda: None))
+        await eventually(lambda: queue.connections, what="connected")
+        await queue.connections[0].send('{"type": "error"}')
+        with pytest.raises(ZeroDivisionError):
+            await asyncio.wait_for(running, 5)
