@@ -8,7 +8,8 @@ bench (queue and load) and the fake to the others: the worker's CPU per job is t
 core, and 1000 / (CPU ms per job) the jobs per second one core sustains. The last column is the bare
 client's own CPU per request in the direct run: at low rates this machine runs cold (measured: the same
 domain work costs 27 us back to back and 556 us with 50 ms gaps), and that column shows how much of a
-low-rate row's CPU any client pays.
+low-rate row's CPU any client pays. Before each fake's rows, the floor: what a bare uvloop echo server on the
+worker's core spends per message at that rate (a job is at least two such wake-ups: its frame, vLLM's answer).
 Prints a table and writes bench/results/bench_worker.json.
 """
 
@@ -24,13 +25,13 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
 import httpx
 import msgspec
-import psutil
 
 from adapters.local_queue import LocalQueue
+from adapters.vllm_http import VllmHttp
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
@@ -93,24 +94,28 @@ async def direct(
 ) -> dict[str, Any]:
     """The baseline: the same requests straight to vLLM, `concurrency` at a time, with the worker's client."""
     latencies: list[float] = []
-    body, headers = vllm_body(payload), {"Content-Type": "application/json"}
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
-        remaining = jobs
+    body = vllm_body(payload)
+    address = urlsplit(url)
+    http = VllmHttp(address.hostname or "127.0.0.1", address.port or 80)
+    remaining = jobs
 
-        async def one_lane() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                started = time.perf_counter()
-                async with session.post(f"{url}{route}", data=body) as response:
-                    await response.read()
-                    response.raise_for_status()
-                latencies.append(time.perf_counter() - started)
+    async def one_lane() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            started = time.perf_counter()
+            answer = await http.post(route, body)
+            if answer.status != 200:
+                raise RuntimeError(f"the fake answered HTTP {answer.status}")
+            msgspec.json.decode(answer.body)
+            latencies.append(time.perf_counter() - started)
 
+    try:
         started = time.perf_counter()
         await asyncio.gather(*(one_lane() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
+    finally:
+        http.close()
     return summary(latencies, elapsed)
 
 
@@ -165,9 +170,13 @@ class BenchQueue:
         return summary(self.latencies, elapsed)
 
 
-def cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
+def thread_cpu_seconds(pid: int) -> float:
+    """The process's CPU time to the nanosecond (schedstat), every thread."""
+    total = 0
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{thread}/schedstat") as stat:
+            total += int(stat.read().split()[0])
+    return total / 1e9
 
 
 def own_cpu_seconds() -> float:
@@ -226,16 +235,15 @@ class WorkerUnderTest:
     async def __aenter__(self) -> "WorkerUnderTest":
         await self.queue.local.start()
         self.worker = start_worker(self.queue.local.port, self.vllm_port, self.capacity, self.environment, self.cpus)
-        self.process = psutil.Process(self.worker.pid)
         await asyncio.wait_for(self.queue.registered.wait(), 60)
         await self.queue.run(self.capacity, 4 * self.capacity + 20)  # warm-up
         return self
 
     async def run(self, jobs: int) -> tuple[dict[str, float], float]:
         """The run's figures and the worker's CPU seconds during it."""
-        cpu_before = cpu_seconds(self.process)
+        cpu_before = thread_cpu_seconds(self.worker.pid)
         result = await self.queue.run(self.capacity, jobs)
-        return result, cpu_seconds(self.process) - cpu_before
+        return result, thread_cpu_seconds(self.worker.pid) - cpu_before
 
     async def __aexit__(self, *_: object) -> None:
         self.worker.terminate()
@@ -262,6 +270,41 @@ def start_fake_vllm(delay: float, cpus: set[int] | None) -> tuple[subprocess.Pop
     return process, port
 
 
+ECHO = """
+import asyncio, sys, uvloop
+class Echo(asyncio.Protocol):
+    def connection_made(self, transport): self.transport = transport
+    def data_received(self, data): self.transport.write(data)
+async def main():
+    server = await asyncio.get_running_loop().create_server(Echo, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.sleep(3600)
+uvloop.run(main())
+"""
+
+
+async def wake_floor(gap: float, cpus: set[int] | None, messages: int = 100) -> float:
+    """A bare uvloop echo server's CPU per 300-byte message, one message every `gap` seconds, in microseconds."""
+    pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+    echo = await asyncio.create_subprocess_exec(sys.executable, "-c", ECHO, stdout=subprocess.PIPE, preexec_fn=pin)
+    try:
+        assert echo.stdout is not None
+        port = int(await echo.stdout.readline())
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        message = b"x" * 300
+        for counted in (False, True):
+            before = thread_cpu_seconds(echo.pid)
+            for _ in range(messages if counted else 20):
+                await asyncio.sleep(gap)
+                writer.write(message)
+                await reader.readexactly(len(message))
+        writer.close()
+        return (thread_cpu_seconds(echo.pid) - before) * 1e6 / messages
+    finally:
+        echo.kill()
+        await echo.wait()
+
+
 def jobs_for(capacity: int, delay: float, scale: float) -> int:
     base = 200 if delay > 0 else 3000
     return int(max(base, capacity * (25 if delay > 0 else 40)) * scale)
@@ -283,12 +326,15 @@ async def bench(
         os.sched_setaffinity(0, other_cpus)
         print(f"worker pinned to core {sorted(worker_cpus or [])}, bench and fake vLLM to {sorted(other_cpus)}")
     print(HEADER)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for delay in delays:
         fake, port = start_fake_vllm(delay, other_cpus)
         url = f"http://127.0.0.1:{port}"
         try:
             await wait_until_healthy(url)
+            floor = await wake_floor(delay, worker_cpus)
+            pace = f"{delay * 1000:.0f} ms"
+            print(f"floor at a {pace} pace: a bare uvloop echo on the worker's core, {floor:.0f} us a message")
             for kind in kinds:
                 _, route, payload = KINDS[kind]
                 for capacity in capacities:
@@ -303,6 +349,7 @@ async def bench(
                     row |= usage | {"ratio": worker["jobs_per_s"] / baseline["jobs_per_s"]}
                     row["direct_client_cpu_ms_per_request"] = client_cpu_ms
                     row["jobs_per_s_one_core"] = 1000 / row["cpu_ms_per_job"]
+                    row["wake_floor_us"] = floor
                     rows.append(row)
                     print_row(row)
         finally:
