@@ -8,15 +8,20 @@ from adapters.vllm_http import Answer, BrokenAnswer, NoAnswer, VllmHttp
 from domain.errors import InferenceRejected, InferenceUnavailable
 
 HEALTH_TIMEOUT = 5.0
+FRESH_ANSWER = 1.0  # a job answered within this many seconds proves vLLM's engine as well as /health would
 QUERY_TIMEOUT = 25.0  # /metrics answers slowly while the CPU build generates
 
 
 class HttpVllmProbe:
-    def __init__(self, http: VllmHttp) -> None:
+    def __init__(self, http: VllmHttp, fresh_answer: float = FRESH_ANSWER) -> None:
         self.http = http
         self.base_url = http.base_url
+        self.fresh_answer = fresh_answer
 
     async def health(self) -> bool:
+        """vLLM's /health answers 200, or a job just got a successful answer (no request while jobs flow)."""
+        if self.http.clock() - self.http.answered_at < self.fresh_answer:
+            return True
         try:
             async with asyncio.timeout(HEALTH_TIMEOUT):
                 answer = await self.http.get("/health")

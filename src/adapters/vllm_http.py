@@ -123,11 +123,15 @@ class VllmHttp:
         self._head = "".join(f"{name}: {value}\r\n" for name, value in fixed.items())
         self._idle: list[_Connection] = []
         self._busy: set[_Connection] = set()
+        self.answered_at = float("-inf")  # when vLLM last answered a POST with a success
 
     async def post(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> Answer:
         extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items()) if headers else ""
         head = f"POST {path} HTTP/1.1\r\n{self._head}Content-Type: application/json\r\n"
-        return await self._exchange(f"{head}{extra}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        answer = await self._exchange(f"{head}{extra}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        if answer.status < 300:
+            self.answered_at = self.clock()
+        return answer
 
     async def get(self, path: str) -> Answer:
         return await self._exchange(f"GET {path} HTTP/1.1\r\n{self._head}\r\n".encode())

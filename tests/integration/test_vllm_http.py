@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from adapters.http_vllm_probe import HttpVllmProbe
 from adapters.vllm_http import IDLE_CLOSE, BrokenAnswer, NoAnswer, VllmHttp
 from tests.conftest import eventually
 
@@ -186,3 +187,26 @@ async def test_a_cancelled_request_closes_its_connection() -> None:
         await asyncio.wait_for(server.closed.wait(), 5)  # the server saw the close: vLLM aborts there
         assert (await http.get("/health")).status == 200
     assert server.connections == 2
+
+
+async def test_a_job_just_answered_spares_the_health_check_and_a_failed_one_does_not() -> None:
+    now = [100.0]
+    answers = {"/v1/chat/completions": sized(b"{}"), "/health": sized(b"")}
+
+    def by_path(request: bytes, n: int) -> bytes:
+        path = request.split(b" ")[1].decode()
+        return answers[path]
+
+    async with scripted(by_path, clock=lambda: now[0]) as (server, http):
+        probe = HttpVllmProbe(http, fresh_answer=1.0)
+        assert await probe.health()
+        await http.post("/v1/chat/completions", b"{}")
+        now[0] += 0.9
+        assert await probe.health()
+        assert [request.split(b" ")[1] for request in server.requests] == [b"/health", b"/v1/chat/completions"]
+        now[0] += 0.2
+        assert await probe.health()
+        answers["/v1/chat/completions"] = b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 2\r\n\r\n{}"
+        await http.post("/v1/chat/completions", b"{}")
+        assert await probe.health()
+    assert [request.split(b" ")[1] for request in server.requests].count(b"/health") == 3
