@@ -1,12 +1,18 @@
 """The worker's metrics in prometheus-client (which ships in vLLM's image), in a registry of its own.
 
-Counters and histograms are updated on the job path (a lock and an add); gauges are read only at scrape time.
+A job's metrics are plain numbers (an add, and a bucket found by bisection in C), made into Prometheus
+families only when scraped; the rare counters are prometheus-client's own; gauges are read at scrape time.
 """
 
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
+TO_RESULT = "From a job's frame to its result frame queued to send"
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 GAUGES = {
     "running_jobs": "Jobs running now",
@@ -20,45 +26,82 @@ GAUGES = {
 }
 
 
+class Durations:
+    """One histogram series: a count per bucket (the last one past every bound) and the sum."""
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(DURATION_BUCKETS) + 1)
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(DURATION_BUCKETS, seconds)] += 1
+        self.sum += seconds
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """Cumulative counts by upper bound, as the exposition format has them."""
+        bounds = [*map(floatToGoString, DURATION_BUCKETS), "+Inf"]
+        total, cumulative = 0, []
+        for bound, count in zip(bounds, self.counts, strict=True):
+            total += count
+            cumulative.append((bound, float(total)))
+        return cumulative
+
+
+class JobMetrics(Collector):
+    """Jobs by kind and outcome, their durations and tokens: numbers on the job path, families at a scrape."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[tuple[str, str], int] = {}
+        self.duration: dict[str, Durations] = {}
+        self.to_result: dict[str, Durations] = {}
+        self.tokens = {"prompt": 0, "completion": 0}
+
+    def job_ended(self, kind: str, outcome: str, seconds: float, to_result: float) -> None:
+        self.jobs[kind, outcome] = self.jobs.get((kind, outcome), 0) + 1
+        durations = self.duration.get(kind) or self.duration.setdefault(kind, Durations())
+        durations.observe(seconds)
+        if outcome == "result":
+            (self.to_result.get(kind) or self.to_result.setdefault(kind, Durations())).observe(to_result)
+
+    def collect(self) -> Iterator[Metric]:
+        jobs = CounterMetricFamily("worker_vllm_jobs", "Jobs ended, by kind and outcome", labels=["kind", "outcome"])
+        for labels, count in self.jobs.items():
+            jobs.add_metric(labels, count)
+        yield jobs
+        for name, documentation, series in (
+            ("worker_vllm_job_duration_seconds", "From a job's start to its outcome", self.duration),
+            ("worker_vllm_time_to_result_seconds", TO_RESULT, self.to_result),
+        ):
+            family = HistogramMetricFamily(name, documentation, labels=["kind"])
+            for kind, durations in series.items():
+                family.add_metric([kind], durations.buckets(), durations.sum)
+            yield family
+        tokens = CounterMetricFamily("worker_vllm_tokens", "Tokens through vLLM", labels=["direction"])
+        for direction, count in self.tokens.items():
+            tokens.add_metric([direction], count)
+        yield tokens
+
+
 class PrometheusMetrics:
     def __init__(self) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series beside each counter: they double a scrape for nothing
         self.registry = CollectorRegistry(auto_describe=True)
         registry, prefix = self.registry, "worker_vllm_"
-        self.jobs = Counter(f"{prefix}jobs", "Jobs ended, by kind and outcome", ["kind", "outcome"], registry=registry)
-        self.duration = Histogram(
-            f"{prefix}job_duration_seconds", "From a job's start to its outcome", ["kind"],
-            buckets=DURATION_BUCKETS, registry=registry,
-        )  # fmt: skip
-        self.to_result = Histogram(
-            f"{prefix}time_to_result_seconds", "From a job's frame to its result frame queued to send", ["kind"],
-            buckets=DURATION_BUCKETS, registry=registry,
-        )  # fmt: skip
-        self.token_count = Counter(f"{prefix}tokens", "Tokens through vLLM", ["direction"], registry=registry)
+        self.job_metrics = JobMetrics()
+        registry.register(self.job_metrics)
         self.reconnects = Counter(f"{prefix}queue_reconnects", "Queue connections after the first", registry=registry)
         self.dropped = Counter(f"{prefix}frames_dropped", "Frames dropped from a full outbox", registry=registry)
         self.heartbeats_failed = Counter(f"{prefix}heartbeats_failed", "Heartbeats not accepted", registry=registry)
         self.renewals = Counter(f"{prefix}lease_renewals", "job_progress frames sent", registry=registry)
         self.payload = Counter(f"{prefix}payload_bytes", "Payload URL bytes", ["direction"], registry=registry)
-        self.prompt_tokens, self.completion_tokens = (
-            self.token_count.labels("prompt"),
-            self.token_count.labels("completion"),
-        )
-        self._job_series: dict[tuple[str, str], tuple[Counter, Histogram, Histogram]] = {}  # kinds x outcomes
 
     def job_ended(self, kind: str, outcome: str, seconds: float, to_result: float) -> None:
-        series = self._job_series.get((kind, outcome))
-        if series is None:
-            series = self.jobs.labels(kind, outcome), self.duration.labels(kind), self.to_result.labels(kind)
-            self._job_series[kind, outcome] = series
-        jobs, duration, to_result_seconds = series
-        jobs.inc()
-        duration.observe(seconds)
-        if outcome == "result":
-            to_result_seconds.observe(to_result)
+        self.job_metrics.job_ended(kind, outcome, seconds, to_result)
 
     def tokens(self, prompt: int, completion: int) -> None:
-        self.prompt_tokens.inc(prompt)
-        self.completion_tokens.inc(completion)
+        tokens = self.job_metrics.tokens
+        tokens["prompt"] += prompt
+        tokens["completion"] += completion
 
     def reconnected(self) -> None:
         self.reconnects.inc()
