@@ -11,6 +11,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -52,6 +53,9 @@ REFUSED: dict[str, str] = {
 }
 
 
+_DEFAULTS: dict[type["JobPayload"], dict[str, Any]] = {}
+
+
 @dataclass(frozen=True)
 class PayloadLimits:
     """What the operator caps: `n` (choices per job, each a full generation) by CASOLA_MAX_CHOICES."""
@@ -69,6 +73,9 @@ class JobPayload(Strict):
     """What every kind's payload has; `request_body` is the JSON body sent to vLLM."""
 
     INPUTS: ClassVar[frozenset[str]] = frozenset()  # the kind's input fields, which extra_body may not set
+    WORKERS: ClassVar[frozenset[str]] = frozenset({"model", "task", "job_type", "extra_body"})  # not sent as given
+
+    _given: dict[str, Any] | None = PrivateAttr(default=None)  # the payload as it came, set by validate_payload
 
     model: str | None = "default"  # None or "default": VLLM_SERVED_MODEL_NAME
     task: str | None = None  # the kind's name, read before validation; not sent
@@ -110,8 +117,28 @@ class JobPayload(Strict):
         return {**data, **known, "extra_body": rest or None}
 
     def request_body(self, model: str) -> dict[str, Any]:
-        body = self.model_dump(exclude_none=True, by_alias=True, exclude={"model", "task", "job_type", "extra_body"})
-        return body | (self.extra_body or {}) | {"model": model}
+        """The payload as given (it passed validation), `extra_body` merged in, the kind's defaults for fields not
+        given, and the model vLLM serves; `null` is the same as leaving a field out."""
+        given = self._given
+        assert given is not None, "validate_payload makes payloads"
+        extra = given.get("extra_body") or {}
+        body = {name: value for name, value in self._defaults().items() if name not in given and name not in extra}
+        body.update((name, value) for name, value in given.items() if value is not None and name not in self.WORKERS)
+        body.update((name, value) for name, value in extra.items() if value is not None)
+        body["model"] = model
+        return body
+
+    @classmethod
+    def _defaults(cls) -> dict[str, Any]:
+        """The fields with a default of the worker's own (the seed's seven, for chat), by their JSON names."""
+        defaults = _DEFAULTS.get(cls)
+        if defaults is None:
+            defaults = _DEFAULTS[cls] = {
+                field.alias or name: field.default
+                for name, field in cls.model_fields.items()
+                if field.default is not None and name not in cls.WORKERS
+            }
+        return defaults
 
 
 class JsonSchema(Strict):
@@ -302,7 +329,6 @@ class ChatPayload(GenerationPayload):
 
     def request_body(self, model: str) -> dict[str, Any]:
         body = super().request_body(model)
-        body["messages"] = [message.model_dump(exclude_unset=True) for message in self.messages]  # nulls as given
         if self.max_completion_tokens is not None and "max_tokens" not in self.model_fields_set:
             del body["max_tokens"]  # the seed's default yields to the caller's max_completion_tokens
         return body
@@ -397,9 +423,11 @@ def validate_payload(
     if not isinstance(payload, dict):
         raise JobFailed(ErrorCategory.INVALID_PAYLOAD, f"payload must be a JSON object, got {type(payload).__name__}")
     try:
-        return model.model_validate(payload, context={"limits": limits or PayloadLimits()})
+        request = model.model_validate(payload, context={"limits": limits or PayloadLimits()})
     except ValidationError as error:
         raise JobFailed(ErrorCategory.INVALID_PAYLOAD, describe_validation_error(error, echo)) from None
+    request._given = payload
+    return request
 
 
 UNKNOWN_FIELD = "unknown field, refused rather than dropped (a vLLM field the worker does not model goes in extra_body)"
