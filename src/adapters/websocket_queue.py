@@ -36,9 +36,11 @@ OPEN_TIMEOUT = 10.0  # TCP, TLS and the handshake
 class QueueSocket(asyncio.Protocol):
     """One connection: websockets' `ClientProtocol` fed by an asyncio transport, each message handed on whole."""
 
-    def __init__(self, protocol: ClientProtocol, on_message: Callable[[bytes], None]) -> None:
+    def __init__(self, protocol: ClientProtocol, on_message: Callable[[bytes], None], close_timeout: float) -> None:
         self.protocol = protocol
         self.on_message = on_message
+        self.close_timeout = close_timeout
+        self.close_timer: asyncio.TimerHandle | None = None
         loop = asyncio.get_running_loop()
         self.opened: asyncio.Future[None] = loop.create_future()  # the handshake's answer, or the connection's end
         self.closed: asyncio.Future[None] = loop.create_future()
@@ -57,6 +59,8 @@ class QueueSocket(asyncio.Protocol):
         self.protocol.receive_data(data)
         events = self.protocol.events_received()
         self._write_pending()  # pongs and close frames the protocol answers with
+        if self.close_timer is None and self.protocol.close_expected():  # the queue must now end the connection
+            self.close_timer = asyncio.get_running_loop().call_later(self.close_timeout, self.abort)
         for event in events:
             if isinstance(event, Frame):
                 self._frame(event)
@@ -91,6 +95,8 @@ class QueueSocket(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.protocol.receive_eof()  # idempotent: the protocol is CLOSED from here on
+        if self.close_timer is not None:
+            self.close_timer.cancel()
         if not self.opened.done():
             self.opened.set_result(None)
         if not self.closed.done():
@@ -297,7 +303,7 @@ class WebSocketQueue:
         tls = ssl.create_default_context() if uri.secure else None
         async with asyncio.timeout(self.open_timeout):
             _, socket = await loop.create_connection(
-                lambda: QueueSocket(protocol, on_message), uri.host, uri.port, ssl=tls
+                lambda: QueueSocket(protocol, on_message, self.ping_interval), uri.host, uri.port, ssl=tls
             )
             try:
                 await socket.opened

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.frames import Frame
+from websockets.server import ServerProtocol
 
 from adapters.websocket_queue import Backoff, WebSocketQueue
 from domain.frames import JobProgress, JobResult, OutboundFrame, Register
@@ -143,3 +145,33 @@ async def test_a_bug_in_the_frame_handler_ends_the_connection_loudly() -> None:
         await queue.connections[0].send('{"type": "error"}')
         with pytest.raises(ZeroDivisionError):
             await asyncio.wait_for(running, 5)
+
+
+async def test_a_queue_that_closes_the_socket_but_never_the_connection_is_left_after_the_close_timeout() -> None:
+    """The queue sends a close frame, then keeps the TCP connection open and silent: the worker drops it."""
+    registered: list[bytes] = []
+
+    async def closes_but_stays(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        protocol = ServerProtocol()
+        protocol.receive_data(await reader.readuntil(b"\r\n\r\n"))
+        [request] = protocol.events_received()
+        protocol.send_response(protocol.accept(request))  # type: ignore[arg-type]
+        while not any(isinstance(event, Frame) for event in protocol.events_received()):
+            writer.writelines(protocol.data_to_send())
+            protocol.receive_data(await reader.read(65536))  # until the register frame
+        registered.append(b"register")
+        protocol.send_close(1001, "going away")
+        writer.writelines(protocol.data_to_send())
+        await reader.read()  # holds the connection, silent, until the worker drops it
+        writer.close()
+
+    server = await asyncio.start_server(closes_but_stays, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    socket = WebSocketQueue(f"ws://127.0.0.1:{port}", None, Backoff(0.05, 0.1), ping_interval=0.2)
+    running = asyncio.create_task(socket.run(lambda: [REGISTER], lambda message: None, lambda: None))
+    try:
+        await eventually(lambda: len(registered) >= 2, timeout=5, what="a new connection after the close timeout")
+    finally:
+        await socket.close()
+        await asyncio.wait_for(running, 5)
+        server.close()
