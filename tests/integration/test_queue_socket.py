@@ -6,8 +6,11 @@ UTF-8, the queue's pings, a result of several MB, a handshake that never answers
 
 import asyncio
 import json
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -175,3 +178,37 @@ async def test_a_queue_that_closes_the_socket_but_never_the_connection_is_left_a
         await socket.close()
         await asyncio.wait_for(running, 5)
         server.close()
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, made by openssl."""
+    cert, key = tmp_path / "queue.pem", tmp_path / "queue.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=queue",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_a_wss_queue_is_reached_over_tls_only_with_a_certificate_the_worker_trusts(
+    certificate: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    cert, key = certificate
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    queue = Queue()
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "no-such-bundle.pem"))  # trusts nothing yet
+    async with serve(queue.handle, "127.0.0.1", 0, ssl=tls) as server:
+        port = server.sockets[0].getsockname()[1]
+        socket = WebSocketQueue(f"wss://127.0.0.1:{port}", "token", Backoff(0.05, 0.1))
+        running = asyncio.create_task(socket.run(lambda: [REGISTER], lambda message: None, lambda: None))
+        try:
+            await eventually(lambda: "CERTIFICATE_VERIFY_FAILED" in caplog.text, what="the certificate refused")
+            assert not queue.connections
+            monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+            await eventually(lambda: queue.frames("register"), what="registered over TLS")
+        finally:
+            await socket.close()
+            await asyncio.wait_for(running, 5)
