@@ -26,6 +26,9 @@ GAUGES = {
 }
 
 
+BUCKET_LABELS = (*map(floatToGoString, DURATION_BUCKETS), "+Inf")  # `le` of each bucket, as scraped
+
+
 class Durations:
     """One histogram series: a count per bucket (the last one past every bound) and the sum."""
 
@@ -39,9 +42,8 @@ class Durations:
 
     def buckets(self) -> list[tuple[str, float]]:
         """Cumulative counts by upper bound, as the exposition format has them."""
-        bounds = [*map(floatToGoString, DURATION_BUCKETS), "+Inf"]
         total, cumulative = 0, []
-        for bound, count in zip(bounds, self.counts, strict=True):
+        for bound, count in zip(BUCKET_LABELS, self.counts, strict=True):
             total += count
             cumulative.append((bound, float(total)))
         return cumulative

@@ -46,6 +46,20 @@ class Queue:
 
 
 @asynccontextmanager
+async def running(
+    url: str, token: str | None = None, on_message: Callable[[str | bytes], None] = lambda message: None, **options: Any
+) -> AsyncIterator[WebSocketQueue]:
+    """The worker's side of the socket, connecting to `url` until the block ends; then closed and its task done."""
+    socket = WebSocketQueue(url, token, Backoff(0.05, 0.1), **options)
+    task = asyncio.create_task(socket.run(lambda: [REGISTER], on_message, lambda: None))
+    try:
+        yield socket
+    finally:
+        await socket.close()
+        await asyncio.wait_for(task, 5)
+
+
+@asynccontextmanager
 async def connected(
     on_message: Callable[[str | bytes], None] | None = None, **options: Any
 ) -> AsyncIterator[tuple[Queue, WebSocketQueue, list[str | bytes]]]:
@@ -53,14 +67,9 @@ async def connected(
     messages: list[str | bytes] = []
     async with serve(queue.handle, "127.0.0.1", 0, max_size=None) as server:
         port = server.sockets[0].getsockname()[1]
-        socket = WebSocketQueue(f"ws://127.0.0.1:{port}", "token", Backoff(0.05, 0.1), **options)
-        running = asyncio.create_task(socket.run(lambda: [REGISTER], on_message or messages.append, lambda: None))
-        try:
+        async with running(f"ws://127.0.0.1:{port}", "token", on_message or messages.append, **options) as socket:
             await eventually(lambda: queue.frames("register"), what="registered")
             yield queue, socket, messages
-        finally:
-            await socket.close()
-            await asyncio.wait_for(running, 5)
 
 
 async def test_a_fragmented_message_arrives_whole_and_a_binary_one_as_is() -> None:
@@ -125,13 +134,10 @@ async def test_a_handshake_that_never_answers_is_given_up_and_tried_again() -> N
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    socket = WebSocketQueue(f"ws://127.0.0.1:{port}", None, Backoff(0.05, 0.1), open_timeout=0.3)
-    running = asyncio.create_task(socket.run(lambda: [REGISTER], lambda message: None, lambda: None))
     try:
-        await eventually(lambda: len(attempts) >= 2, what="a second attempt")
+        async with running(f"ws://127.0.0.1:{port}", open_timeout=0.3):
+            await eventually(lambda: len(attempts) >= 2, what="a second attempt")
     finally:
-        await socket.close()
-        await asyncio.wait_for(running, 5)
         server.close()
 
 
@@ -143,11 +149,11 @@ async def test_a_bug_in_the_frame_handler_ends_the_connection_loudly() -> None:
     async with serve(queue.handle, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
         socket = WebSocketQueue(f"ws://127.0.0.1:{port}", None, Backoff(0.05, 0.1))
-        running = asyncio.create_task(socket.run(lambda: [REGISTER], broken, lambda: None))
+        task = asyncio.create_task(socket.run(lambda: [REGISTER], broken, lambda: None))
         await eventually(lambda: queue.connections, what="connected")
         await queue.connections[0].send('{"type": "error"}')
         with pytest.raises(ZeroDivisionError):
-            await asyncio.wait_for(running, 5)
+            await asyncio.wait_for(task, 5)
 
 
 async def test_a_queue_that_closes_the_socket_but_never_the_connection_is_left_after_the_close_timeout() -> None:
@@ -170,13 +176,10 @@ async def test_a_queue_that_closes_the_socket_but_never_the_connection_is_left_a
 
     server = await asyncio.start_server(closes_but_stays, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    socket = WebSocketQueue(f"ws://127.0.0.1:{port}", None, Backoff(0.05, 0.1), ping_interval=0.2)
-    running = asyncio.create_task(socket.run(lambda: [REGISTER], lambda message: None, lambda: None))
     try:
-        await eventually(lambda: len(registered) >= 2, timeout=5, what="a new connection after the close timeout")
+        async with running(f"ws://127.0.0.1:{port}", ping_interval=0.2):
+            await eventually(lambda: len(registered) >= 2, timeout=5, what="a new connection after the close timeout")
     finally:
-        await socket.close()
-        await asyncio.wait_for(running, 5)
         server.close()
 
 
@@ -202,13 +205,8 @@ async def test_a_wss_queue_is_reached_over_tls_only_with_a_certificate_the_worke
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "no-such-bundle.pem"))  # trusts nothing yet
     async with serve(queue.handle, "127.0.0.1", 0, ssl=tls) as server:
         port = server.sockets[0].getsockname()[1]
-        socket = WebSocketQueue(f"wss://127.0.0.1:{port}", "token", Backoff(0.05, 0.1))
-        running = asyncio.create_task(socket.run(lambda: [REGISTER], lambda message: None, lambda: None))
-        try:
+        async with running(f"wss://127.0.0.1:{port}", "token"):
             await eventually(lambda: "CERTIFICATE_VERIFY_FAILED" in caplog.text, what="the certificate refused")
             assert not queue.connections
             monkeypatch.setenv("SSL_CERT_FILE", str(cert))
             await eventually(lambda: queue.frames("register"), what="registered over TLS")
-        finally:
-            await socket.close()
-            await asyncio.wait_for(running, 5)
