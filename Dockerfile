@@ -4,6 +4,8 @@
 ARG VLLM_VERSION=0.32.0
 ARG BASE_IMAGE=vllm/vllm-openai:v${VLLM_VERSION}
 FROM ${BASE_IMAGE}
+ARG BASE_IMAGE
+LABEL worker-vllm.base=${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -27,6 +29,7 @@ EXPOSE 8081
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python3", "-c", "import os, sys, urllib.request; port = os.environ.get('WORKER_HTTP_PORT', '8081'); sys.exit(0) if port == '0' else urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4)"]
 
-# Nothing under /app is written at run time, so the image also runs as a non-root --user.
+# Nothing under /app is written at run time, so the image also runs as a non-root --user (the entrypoint gives
+# a user with no writable HOME one under /tmp, where vLLM keeps its caches).
 ENTRYPOINT ["/app/entrypoint.sh"]
 CMD []

