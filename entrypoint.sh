@@ -42,6 +42,25 @@ gpu_diagnostic() {
   done || log "nvidia-smi failed: the GPU may be unusable"
 }
 
+# A user with no home of its own (`docker run --user 1000:1000`) has HOME=/, which it cannot write; vLLM,
+# torch and Hugging Face keep their caches under $HOME/.cache.
+writable_home() {
+  if [[ ! -w ${HOME:-/} ]]; then
+    log "HOME (${HOME:-unset}) is not writable by uid $(id -u): using /tmp/worker-vllm-home for caches"
+    export HOME=/tmp/worker-vllm-home
+    mkdir -p "$HOME"
+  fi
+}
+
+# vLLM's engine passes tensors through /dev/shm: Docker's default 64 MiB stops it at start.
+shm_check() {
+  local kib
+  kib=$(df -k /dev/shm 2>/dev/null | awk 'NR == 2 {print $2}') || return 0
+  if [[ -n $kib ]] && ((kib < 1048576)); then
+    log "/dev/shm is $((kib / 1024)) MiB: vLLM's engine may fail to start; run the container with --ipc=host or --shm-size 8g"
+  fi
+}
+
 # running PID: true while PID exists and is not a zombie waiting to be reaped.
 running() {
   local stat
@@ -63,6 +82,43 @@ wait_until_gone() {
 reap() {
   reaped=0
   wait "$1" 2>/dev/null || reaped=$?
+}
+
+# tell_worker_vllm_exited CODE: over the log relay's port, so the worker reports it at once, even while it still
+# waits for vLLM to be ready (it notices a vLLM that stopped answering anyway). Said again until the worker
+# exits: a worker still starting up is not listening yet.
+tell_worker_vllm_exited() {
+  if [[ $VLLM_LOG_PORT != 0 ]]; then
+    "${LOG_RELAY_COMMAND[@]}" --exited "$1" "$VLLM_LOG_PORT" || true
+  fi
+}
+
+# group_members PGID: the live processes of that process group.
+group_members() {
+  local stat pid rest
+  for stat in /proc/[0-9]*/stat; do
+    read -r rest <"$stat" 2>/dev/null || continue
+    pid=${rest%% *}
+    rest=${rest##*) }
+    read -r -a rest <<<"$rest"
+    [[ ${rest[2]} == "$1" && ${rest[0]} != Z ]] && echo "$pid"
+  done
+  return 0
+}
+
+# Every process started here has ended (those SIGKILLed just now get 2 s to go), or is killed now; says which
+# were left.
+nothing_left() {
+  local left deadline=$((SECONDS + 2))
+  while left=$(group_members "$vllm_pid"; group_members "$worker_pid") && [[ -n $left ]] && ((SECONDS < deadline)); do
+    sleep 0.1
+  done
+  if [[ -z $left ]]; then
+    log "nothing left running"
+  else
+    log "left running: $(echo "$left" | tr '\n' ' ')(SIGKILL)"
+    kill -KILL -- "-$vllm_pid" "-$worker_pid" 2>/dev/null || true
+  fi
 }
 
 stop_group() {
@@ -90,6 +146,8 @@ stop_worker() {
 }
 
 main() {
+  writable_home
+  shm_check
   gpu_diagnostic
   # A bad host (wrong GPU, busy, ECC errors, power-capped) sends a `fatal` heartbeat and stops here,
   # before vLLM spends minutes loading a model on it.
@@ -134,6 +192,7 @@ main() {
     reap "$vllm_pid"
     vllm_code=$reaped
     log "worker exited with $worker_code, vLLM with $vllm_code"
+    nothing_left
     exit "$worker_code"
   fi
 
@@ -143,6 +202,7 @@ main() {
     log "the worker exited with $worker_code: stopping vLLM"
     stop_group "$vllm_pid" vLLM "$VLLM_STOP_TIMEOUT"
     reap "$vllm_pid"
+    nothing_left
     exit "$worker_code"
   fi
 
@@ -150,12 +210,18 @@ main() {
   vllm_code=$reaped
   log "vLLM exited with $vllm_code: the worker has ${GRACE}s (+${MARGIN}s) to report it"
   kill -KILL -- "-$vllm_pid" 2>/dev/null || true
-  if ! wait_until_gone "$worker_pid" "$((${GRACE%.*} + MARGIN))"; then
+  local deadline=$((SECONDS + ${GRACE%.*} + MARGIN + 1))
+  while running "$worker_pid" && ((SECONDS < deadline)); do
+    tell_worker_vllm_exited "$vllm_code"
+    wait_until_gone "$worker_pid" 1 && break
+  done
+  if running "$worker_pid"; then
     stop_worker
   fi
   reap "$worker_pid"
   worker_code=$reaped
   log "worker exited with $worker_code"
+  nothing_left
   if ((worker_code != 0)); then
     exit "$worker_code"
   fi

@@ -46,6 +46,7 @@ from application.settings import (
     worker_version,
 )
 from application.supervisor import VllmSupervisor
+from domain import rules
 from domain.payloads import PayloadLimits
 
 log = logging.getLogger("worker")
@@ -176,7 +177,9 @@ async def relayed_vllm_log(settings: Settings, service: WorkerService, launch_vl
     if launch_vllm or settings.WORKER_VLLM_LOG_PORT == 0:
         yield
         return
-    transport = await vllm_log_relay.listen(settings.WORKER_VLLM_LOG_PORT, service.vllm_said)
+    transport = await vllm_log_relay.listen(
+        settings.WORKER_VLLM_LOG_PORT, service.vllm_said, lambda code: service.fail(rules.on_vllm_exit(code))
+    )
     try:
         yield
     finally:

@@ -209,6 +209,26 @@ async def test_vllm_death_is_reported_by_the_real_worker(
     assert "worker exited with 1" in stderr
 
 
+async def test_vllm_exiting_before_it_was_ready_is_reported_by_the_worker_itself(
+    queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi
+) -> None:
+    """vLLM that fails at start (a bad model, a bad flag) never answered: the entrypoint tells the worker, which
+    sends its `error` heartbeat and exits 1 by itself, long before its startup timeout or the entrypoint's grace."""
+    fake_vllm.stop()
+    environment = worker_environment(
+        queue, fake_vllm, fake_api, VLLM_STARTUP_TIMEOUT=600, WORKER_VLLM_LOG_PORT=free_port(),
+        ENTRYPOINT_LOG_RELAY_COMMAND=f"{sys.executable} -m adapters.vllm_log_relay",
+        CASOLA_SHUTDOWN_GRACE_PERIOD=30,
+    )  # fmt: skip
+    process = entrypoint("false", f"{sys.executable} -m main run", **environment)
+    code, stderr = await asyncio.to_thread(finish, process, 60)
+    assert code == 1, stderr
+    assert fake_api.heartbeats[-1] == {**fake_api.heartbeats[-1], "status": "error"}
+    assert fake_api.heartbeats[-1]["error_message"] == "vLLM exited with code 1"
+    assert "stopping the worker" not in stderr, "the worker exited by itself"
+    assert "worker exited with 1" in stderr and "nothing left running" in stderr
+
+
 async def test_vllms_lines_reach_the_worker_which_ships_them_and_stops_on_a_fatal_one(
     queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi
 ) -> None:
@@ -256,10 +276,17 @@ def test_gpu_diagnostic_with_nvidia_smi(events: Events, tmp_path: Path) -> None:
     assert "GPU check passed: GPU 0 (NVIDIA A100-SXM4-80GB): idle (3 MiB used, 0% utilization)" in done.stderr
 
 
-@pytest.mark.parametrize("script", ["entrypoint.sh", "build.sh", "scripts/setup-vllm.sh"])
+SHELL_SCRIPTS = [
+    "entrypoint.sh",
+    "build.sh",
+    *sorted(f"scripts/{path.name}" for path in (ROOT / "scripts").glob("*.sh")),
+]
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS)
 def test_shell_scripts_pass_shellcheck(script: str) -> None:
     shellcheck = Path(sys.executable).parent / "shellcheck"
-    done = subprocess.run([str(shellcheck), str(ROOT / script)], capture_output=True, text=True)
+    done = subprocess.run([str(shellcheck), "-x", script], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stdout
 
 
