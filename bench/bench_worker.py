@@ -25,13 +25,12 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import msgspec
 
 from adapters.local_queue import LocalQueue
-from adapters.vllm_http import VllmHttp
+from adapters.vllm_client import PROBES, VllmClient
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
@@ -95,8 +94,8 @@ async def direct(
     """The baseline: the same requests straight to vLLM, `concurrency` at a time, with the worker's client."""
     latencies: list[float] = []
     body = vllm_body(payload)
-    address = urlsplit(url)
-    http = VllmHttp(address.hostname or "127.0.0.1", address.port or 80)
+    http = VllmClient(url, None, concurrency + PROBES)
+    await http.open()
     remaining = jobs
 
     async def one_lane() -> None:
@@ -115,7 +114,7 @@ async def direct(
         await asyncio.gather(*(one_lane() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     finally:
-        http.close()
+        await http.close()
     return summary(latencies, elapsed)
 
 

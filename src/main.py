@@ -28,7 +28,7 @@ from adapters.prometheus_metrics import PrometheusMetrics
 from adapters.shipping import LOG_BATCH, LOG_BUFFER, SNAPSHOT_BUFFER, BatchShipper, LogShipper, SystemMetrics
 from adapters.subprocess_launcher import SubprocessLauncher
 from adapters.test_job import one_test_job
-from adapters.vllm_http import vllm_http
+from adapters.vllm_client import vllm_client
 from adapters.websocket_queue import WebSocketQueue
 from application.diagnostics import Diagnostics
 from application.gpu_check import GpuCheck
@@ -76,7 +76,9 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=VllmSettings)
     setting = settings.provided
     http = providers.Resource(http_client)
-    vllm = providers.Resource(vllm_http, setting.VLLM_HOST, setting.VLLM_PORT, setting.vllm_api_key)
+    vllm = providers.Resource(
+        vllm_client, setting.vllm_base_url, setting.vllm_api_key, setting.vllm_connections, setting.vllm_read_timeout
+    )
     inference = providers.Singleton(HttpInference, vllm)
     openai = providers.Resource(openai_client, setting.vllm_base_url, setting.vllm_api_key, setting.request_timeout)
     typed_inference = providers.Singleton(openai_inference, openai)  # check-vllm: the official client's view

@@ -1,10 +1,10 @@
-"""The vLLM probe over `VllmHttp`: /health, /v1/models and /metrics."""
+"""The vLLM probe over `VllmClient`: /health, /v1/models and /metrics."""
 
 import asyncio
 
 import msgspec
 
-from adapters.vllm_http import Answer, BrokenAnswer, NoAnswer, VllmHttp
+from adapters.vllm_client import Answer, BrokenAnswer, NoAnswer, VllmClient
 from domain.errors import InferenceRejected, InferenceUnavailable
 
 HEALTH_TIMEOUT = 5.0
@@ -13,7 +13,7 @@ QUERY_TIMEOUT = 25.0  # /metrics answers slowly while the CPU build generates
 
 
 class HttpVllmProbe:
-    def __init__(self, http: VllmHttp, fresh_answer: float = FRESH_ANSWER) -> None:
+    def __init__(self, http: VllmClient, fresh_answer: float = FRESH_ANSWER) -> None:
         self.http = http
         self.base_url = http.base_url
         self.fresh_answer = fresh_answer

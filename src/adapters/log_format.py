@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from application.job_context import current_job_id
-from application.settings import secret_values
+from application.secrets import secret_values
 from domain.untrusted import escape_controls, shown, without_secrets
 
 NOISY_LOGGERS = ("httpx", "httpcore", "httpx2", "openai", "websockets", "asyncio")

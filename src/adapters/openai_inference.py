@@ -1,15 +1,15 @@
 """The inference port over `openai.AsyncOpenAI` pointed at vLLM: `check-vllm`'s view through the official client.
 
-The job path uses `HttpInference` (a tenth of the CPU); importing openai costs 20 MB, so only check-vllm does.
+The job path uses `HttpInference` (a fifth of the CPU); importing openai costs 20 MB, so only check-vllm does.
 """
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
 
+from adapters.vllm_refusals import refusal, result_of
 from domain.errors import InferenceRejected, InferenceUnavailable
 from domain.untrusted import header_safe
 
@@ -52,34 +52,12 @@ class OpenAIInference:
                 content = await self.client.post(route, body=body, cast_to=bytes, options=options)
         except openai.APIError as error:
             raise _translated(error, self.base_url) from None
-        return _json(content)
-
-
-def _json(body: bytes) -> dict[str, Any]:
-    try:
-        parsed = json.loads(body)
-    except ValueError as error:
-        raise InferenceRejected(f"vLLM answered with a body that is not JSON: {error}") from None
-    if not isinstance(parsed, dict):
-        raise InferenceRejected("vLLM answered with JSON that is not an object")
-    return parsed
+        return result_of(content)
 
 
 def _translated(error: openai.APIError, base_url: str) -> Exception:
     if isinstance(error, openai.APIConnectionError):
         return InferenceUnavailable(f"cannot reach vLLM at {base_url}: {type(error).__name__}")
     if isinstance(error, openai.APIStatusError):
-        reason = _reason(error)
-        if error.status_code == 503 or "EngineDead" in reason:
-            return InferenceUnavailable(f"vLLM answered HTTP {error.status_code}: {reason}")
-        return InferenceRejected(f"vLLM answered HTTP {error.status_code}: {reason}", error.status_code)
+        return refusal(error.status_code, error.response.content)
     return InferenceRejected(f"{type(error).__name__}: {error}")
-
-
-def _reason(error: openai.APIStatusError) -> str:
-    body = error.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])[:1000]
-    return str(error.message)[:1000]

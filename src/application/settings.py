@@ -3,23 +3,21 @@
 import ipaddress
 import os
 import socket
-from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated, Any, Self, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from application.secrets import is_secret_name, mask, secret_values
 from domain.addresses import AddressPolicy, parse_allowed_hosts
 from domain.gpu import GpuExpectations
 from domain.leases import default_renew_after
 from domain.untrusted import without_credentials
 from domain.vllm import serve_command
 
-SECRET_NAME_PARTS = ("TOKEN", "KEY", "SECRET", "PASSWORD", "AUTH")
 DEFAULT_REQUEST_TIMEOUT = 65.0
-MIN_SECRET_LENGTH = 4
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
@@ -48,14 +46,39 @@ class VllmSettings(BaseSettings):
 
     model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True, env_ignore_empty=True)
 
+    VLLM_SCHEME: Literal["http", "https"] = "http"
     VLLM_HOST: Annotated[str, Field(min_length=1)] = "127.0.0.1"
     VLLM_PORT: Annotated[int, Field(ge=1, le=65535)] = 8000
     VLLM_SERVED_MODEL_NAME: Annotated[str, Field(min_length=1)] = "default"
     VLLM_API_KEY: SecretStr | None = None
+    VLLM_READ_TIMEOUT: Seconds | None = None
+    CASOLA_ALLOW_INSECURE_TRANSPORT: bool = False
+
+    @model_validator(mode="after")
+    def _no_vllm_key_in_clear(self) -> Self:
+        """The API key goes to vLLM in clear over http://: only to loopback, unless the operator opts out."""
+        in_clear = self.VLLM_API_KEY and self.VLLM_SCHEME == "http" and not is_loopback_url(self.vllm_base_url)
+        if in_clear and not self.CASOLA_ALLOW_INSECURE_TRANSPORT:
+            raise ValueError(
+                "VLLM_API_KEY: http:// to a VLLM_HOST that is not loopback would send the key in clear; "
+                "set VLLM_SCHEME=https, or CASOLA_ALLOW_INSECURE_TRANSPORT=1"
+            )
+        return self
 
     @property
     def vllm_base_url(self) -> str:
-        return f"http://{self.VLLM_HOST}:{self.VLLM_PORT}"
+        host = f"[{self.VLLM_HOST}]" if ":" in self.VLLM_HOST else self.VLLM_HOST  # an IPv6 address
+        return f"{self.VLLM_SCHEME}://{host}:{self.VLLM_PORT}"
+
+    @property
+    def vllm_read_timeout(self) -> float:
+        """How long vLLM may stay silent on one request: VLLM_READ_TIMEOUT, else the request's own limit."""
+        return self.VLLM_READ_TIMEOUT or self.request_timeout
+
+    @property
+    def vllm_connections(self) -> int:
+        """Requests to vLLM at once, beside the probes': one for check-vllm."""
+        return 1
 
     @property
     def vllm_api_key(self) -> str | None:
@@ -109,7 +132,6 @@ class Settings(VllmSettings, GpuSettings):
     VLLM_SERVE_COMMAND: Annotated[str, Field(min_length=1)] = "vllm"
 
     CASOLA_QUEUE_KEEPALIVE: Annotated[float, Field(ge=3)] = 15.0
-    CASOLA_ALLOW_INSECURE_TRANSPORT: bool = False
     CASOLA_PAYLOAD_ALLOWED_HOSTS: str = ""
     CASOLA_PAYLOAD_TIMEOUT: Seconds = 60.0
     CASOLA_MAX_CHOICES: Annotated[int, Field(ge=1, le=128)] = 8
@@ -207,6 +229,10 @@ class Settings(VllmSettings, GpuSettings):
         return self.CASOLA_JOB_TIMEOUT + 5.0
 
     @property
+    def vllm_connections(self) -> int:
+        return self.CASOLA_MAX_JOBS
+
+    @property
     def vllm_command(self) -> list[str]:
         return serve_command(
             self.VLLM_SERVE_COMMAND,
@@ -234,22 +260,6 @@ def is_loopback_url(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def secret_values(environ: Mapping[str, str]) -> list[str]:
-    """The values of every variable whose name holds TOKEN, KEY, SECRET, PASSWORD or AUTH, longest first."""
-    values = {value for name, value in environ.items() if is_secret_name(name) and len(value) >= MIN_SECRET_LENGTH}
-    return sorted(values, key=len, reverse=True)
-
-
-def is_secret_name(name: str) -> bool:
-    return any(part in name.upper() for part in SECRET_NAME_PARTS)
-
-
-def mask(name: str, value: Any) -> Any:
-    if isinstance(value, SecretStr) or (is_secret_name(name) and value):
-        return "***" if value else None
-    return without_credentials(value) if isinstance(value, str) else value
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:

@@ -5,7 +5,7 @@ import json
 import logging
 
 from adapters.log_format import JsonFormatter, SecretMasker
-from application.settings import secret_values
+from application.secrets import secret_values
 
 
 def test_secret_values_come_from_secret_names() -> None:

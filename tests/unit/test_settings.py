@@ -116,3 +116,42 @@ def test_a_silent_queue_is_noticed_within_the_keepalive() -> None:
     settings = load_settings({**REQUIRED, "CASOLA_QUEUE_KEEPALIVE": "15"})
     assert settings.ping_interval * (1 + 2 + 1) == 15  # ping, pong awaited, close awaited
     assert load_settings(REQUIRED).CASOLA_QUEUE_KEEPALIVE == 15
+
+
+@pytest.mark.parametrize(
+    ("variables", "base_url"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"VLLM_HOST": "::1"}, "http://[::1]:8000"),
+        ({"VLLM_SCHEME": "https", "VLLM_HOST": "vllm.internal", "VLLM_PORT": "443"}, "https://vllm.internal:443"),
+        ({"VLLM_SCHEME": "https", "VLLM_HOST": "2001:db8::5"}, "https://[2001:db8::5]:8000"),
+    ],
+)
+def test_vllms_address_is_a_url_with_ipv6_bracketed(variables: dict[str, str], base_url: str) -> None:
+    assert load_settings({**REQUIRED, **variables}).vllm_base_url == base_url
+
+
+@pytest.mark.parametrize(
+    ("variables", "refused"),
+    [
+        ({"VLLM_HOST": "10.0.0.5"}, True),
+        ({"VLLM_HOST": "vllm.internal"}, True),
+        ({"VLLM_HOST": "::1"}, False),
+        ({"VLLM_HOST": "localhost"}, False),
+        ({"VLLM_HOST": "10.0.0.5", "VLLM_SCHEME": "https"}, False),
+        ({"VLLM_HOST": "10.0.0.5", "CASOLA_ALLOW_INSECURE_TRANSPORT": "1"}, False),
+    ],
+)
+def test_vllms_api_key_goes_in_clear_only_to_loopback(variables: dict[str, str], refused: bool) -> None:
+    environ = {**REQUIRED, "VLLM_API_KEY": "sk-vllm-key-123", **variables}
+    if not refused:
+        assert load_settings(environ).vllm_api_key == "sk-vllm-key-123"
+        return
+    with pytest.raises(ConfigurationError, match="VLLM_API_KEY: http:// to a VLLM_HOST that is not loopback") as error:
+        load_settings(environ)
+    assert "sk-vllm-key-123" not in str(error.value)
+
+
+def test_vllms_read_timeout_defaults_to_the_jobs_own_limit() -> None:
+    assert load_settings(REQUIRED).vllm_read_timeout == load_settings(REQUIRED).request_timeout
+    assert load_settings({**REQUIRED, "VLLM_READ_TIMEOUT": "90"}).vllm_read_timeout == 90
