@@ -90,7 +90,7 @@ class Container(containers.DeclarativeContainer):
         WebSocketQueue,
         setting.queue_url,
         setting.api_token,
-        ping_interval=setting.ping_interval,
+        keepalive=setting.CASOLA_QUEUE_KEEPALIVE,
         secrets=secrets,
         metrics=metrics,
     )

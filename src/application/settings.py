@@ -213,12 +213,6 @@ class Settings(VllmSettings, GpuSettings):
         return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/ws"))
 
     @property
-    def ping_interval(self) -> float:
-        """A ping every quarter of CASOLA_QUEUE_KEEPALIVE, its pong awaited for two quarters, the close for one:
-        a silent queue is noticed within CASOLA_QUEUE_KEEPALIVE seconds."""
-        return self.CASOLA_QUEUE_KEEPALIVE / 4
-
-    @property
     def payload_policy(self) -> AddressPolicy:
         """Where `payload_url` and `result_upload_url` may connect."""
         return AddressPolicy(parse_allowed_hosts(self.CASOLA_PAYLOAD_ALLOWED_HOSTS))

@@ -102,7 +102,7 @@ async def start_worker(queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi
                 settings.queue_url,
                 settings.api_token,
                 Backoff(0.1, 0.5),
-                ping_interval=settings.ping_interval,
+                keepalive=settings.CASOLA_QUEUE_KEEPALIVE,
                 secrets=settings.secrets(),
             )
         )

@@ -1,7 +1,8 @@
-"""The queue adapter's own connection layer against a real websockets server on 127.0.0.1.
+"""The queue adapter (websockets' own client) against a real websockets server on 127.0.0.1.
 
 What the worker's service tests do not reach: fragmented, binary and oversized messages, text that is not
-UTF-8, the queue's pings, a result of several MB, a handshake that never answers, a bug in the frame handler.
+UTF-8, the queue's pings, compression, proxies, a result of several MB, a handshake that never answers, a bug
+in the frame handler.
 """
 
 import asyncio
@@ -77,16 +78,16 @@ async def test_a_fragmented_message_arrives_whole_and_a_binary_one_as_is() -> No
         await queue.connections[0].send(iter(['{"type": ', '"job_revoked", ', '"job_id": "j"}']))
         await queue.connections[0].send(b'{"type": "error"}')
         await eventually(lambda: len(messages) == 2, what="two messages")
-    assert messages == [b'{"type": "job_revoked", "job_id": "j"}', b'{"type": "error"}']
+    assert messages == ['{"type": "job_revoked", "job_id": "j"}', b'{"type": "error"}']
 
 
-async def test_text_that_is_not_utf8_reaches_the_frame_parser_and_the_connection_stays() -> None:
+async def test_text_that_is_not_utf8_closes_the_connection_with_1007_and_the_worker_comes_back() -> None:
     async with connected() as (queue, _, messages):
-        connection = queue.connections[0]
-        await connection.send(b"\xff\xfe", text=True)  # a text frame, sent without checking it
-        await connection.send('{"type": "error"}')
-        await eventually(lambda: len(messages) == 2, what="both messages")
-        assert messages[0] == b"\xff\xfe" and len(queue.connections) == 1
+        await queue.connections[0].send(b"\xff\xfe", text=True)  # a text frame, sent without checking it
+        await eventually(lambda: len(queue.frames("register")) == 2, what="a new connection")
+        await queue.connections[1].send('{"type": "error"}')
+        await eventually(lambda: messages, what="the next message")
+    assert queue.connections[0].close_code == 1007 and messages == ['{"type": "error"}']
 
 
 async def test_a_message_over_the_limit_closes_the_connection_and_the_worker_comes_back() -> None:
@@ -96,10 +97,39 @@ async def test_a_message_over_the_limit_closes_the_connection_and_the_worker_com
         assert messages == [] and queue.connections[0].close_code == 1009
 
 
-async def test_the_queues_pings_are_answered() -> None:
+async def test_the_queues_pings_are_answered_with_their_own_payload() -> None:
+    async with connected(keepalive=600) as (queue, _, _messages):  # the worker's own pings far off
+        for payload in (b"ping-1", b"ping-2"):
+            pong = await queue.connections[0].ping(payload)  # resolves only on a pong carrying this payload
+            await asyncio.wait_for(pong, 2)
+    assert len(queue.connections) == 1
+
+
+async def test_frames_are_compressed_when_the_queue_agrees() -> None:
     async with connected() as (queue, _, _messages):
-        latency = await asyncio.wait_for(await queue.connections[0].ping(), 1)  # before the worker's own ping
-    assert latency is not None
+        extensions = queue.connections[0].protocol.extensions
+    assert [extension.name for extension in extensions] == ["permessage-deflate"]
+
+
+async def test_the_queue_is_reached_through_the_proxy_the_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTPS_PROXY and HTTP_PROXY as every client takes them: here a proxy that refuses, so nothing gets through."""
+    asked: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        asked.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    try:
+        async with running("ws://queue.example:8080"):
+            await eventually(lambda: asked, what="the proxy asked")
+    finally:
+        server.close()
+    assert asked[0].startswith(b"CONNECT queue.example:8080 HTTP/1.1\r\n")
 
 
 async def test_a_result_of_several_megabytes_goes_out_whole_and_in_order() -> None:
@@ -177,7 +207,7 @@ async def test_a_queue_that_closes_the_socket_but_never_the_connection_is_left_a
     server = await asyncio.start_server(closes_but_stays, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        async with running(f"ws://127.0.0.1:{port}", ping_interval=0.2):
+        async with running(f"ws://127.0.0.1:{port}", keepalive=0.8):
             await eventually(lambda: len(registered) >= 2, timeout=5, what="a new connection after the close timeout")
     finally:
         server.close()

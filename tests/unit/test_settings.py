@@ -2,6 +2,7 @@
 
 import pytest
 
+from adapters.websocket_queue import WebSocketQueue
 from application.settings import ConfigurationError, load_settings
 
 REQUIRED = {"CASOLA_WS_URL": "wss://queue.example", "CASOLA_CONFIG_ID": "cfg", "VLLM_MODEL": "org/model"}
@@ -113,9 +114,9 @@ def test_url_credentials_are_masked_in_the_logged_configuration_and_in_errors() 
 
 
 def test_a_silent_queue_is_noticed_within_the_keepalive() -> None:
-    settings = load_settings({**REQUIRED, "CASOLA_QUEUE_KEEPALIVE": "15"})
-    assert settings.ping_interval * (1 + 2 + 1) == 15  # ping, pong awaited, close awaited
     assert load_settings(REQUIRED).CASOLA_QUEUE_KEEPALIVE == 15
+    queue = WebSocketQueue("ws://127.0.0.1:1", None, keepalive=15)
+    assert queue.ping_interval + queue.ping_timeout + queue.close_timeout == 15  # ping, pong awaited, close awaited
 
 
 @pytest.mark.parametrize(
