@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from adapters.guarded_network import GuardedNetwork, guarded_transport
+from adapters.guarded_network import GuardedNetwork, GuardedTransport
 from domain.addresses import AddressPolicy
 
 
@@ -15,7 +15,7 @@ async def http_client() -> AsyncIterator[httpx.AsyncClient]:
 
 async def payload_client(policy: AddressPolicy) -> AsyncIterator[httpx.AsyncClient]:
     """For a job's own URLs: only where `policy` allows, no proxy or netrc from the environment."""
-    transport = guarded_transport(GuardedNetwork(policy))
+    transport = GuardedTransport(GuardedNetwork(policy))
     timeout = httpx.Timeout(10.0, connect=5.0)
     async with httpx.AsyncClient(transport=transport, timeout=timeout, trust_env=False) as client:
         yield client

@@ -5,6 +5,7 @@ checked address: a second DNS answer cannot send the request elsewhere. TLS stil
 """
 
 import asyncio
+import contextlib
 import ipaddress
 import socket
 import typing
@@ -85,10 +86,67 @@ def _is_address(host: str) -> bool:
     return True
 
 
-def guarded_transport(network: GuardedNetwork) -> httpx.AsyncHTTPTransport:
-    """httpx's own transport, its connection pool given the guarded network; no proxy from the environment."""
-    transport = httpx.AsyncHTTPTransport(trust_env=False)
-    transport._pool = httpcore.AsyncConnectionPool(  # httpx takes no network backend; its pool does
-        ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=network
-    )
-    return transport
+class GuardedTransport(httpx.AsyncBaseTransport):
+    """httpx's requests over httpcore's own connection pool, which takes the guarded network (httpx's transport
+    takes none): HTTP/1.1, no proxy from the environment, no retries."""
+
+    def __init__(self, network: GuardedNetwork) -> None:
+        self.pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=network, retries=0
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.AsyncByteStream)
+        url = httpcore.URL(
+            scheme=request.url.raw_scheme, host=request.url.raw_host, port=request.url.port, target=request.url.raw_path
+        )
+        core = httpcore.Request(
+            request.method, url, headers=request.headers.raw, content=request.stream, extensions=request.extensions
+        )
+        with httpx_errors():
+            response = await self.pool.handle_async_request(core)
+        return httpx.Response(
+            response.status, headers=response.headers, stream=_Body(response), extensions=response.extensions
+        )
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+
+
+class _Body(httpx.AsyncByteStream):
+    def __init__(self, response: httpcore.Response) -> None:
+        self.response = response
+
+    async def __aiter__(self) -> typing.AsyncIterator[bytes]:
+        with httpx_errors():
+            async for part in self.response.aiter_stream():
+                yield part
+
+    async def aclose(self) -> None:
+        with httpx_errors():
+            await self.response.aclose()
+
+
+# httpcore's errors as httpx names them, so the payload store sees httpx's errors only.
+_HTTPX_ERRORS: dict[type[Exception], type[httpx.TransportError]] = {
+    httpcore.ConnectTimeout: httpx.ConnectTimeout,
+    httpcore.ReadTimeout: httpx.ReadTimeout,
+    httpcore.WriteTimeout: httpx.WriteTimeout,
+    httpcore.PoolTimeout: httpx.PoolTimeout,
+    httpcore.ConnectError: httpx.ConnectError,
+    httpcore.ReadError: httpx.ReadError,
+    httpcore.WriteError: httpx.WriteError,
+    httpcore.RemoteProtocolError: httpx.RemoteProtocolError,
+    httpcore.LocalProtocolError: httpx.LocalProtocolError,
+    httpcore.UnsupportedProtocol: httpx.UnsupportedProtocol,
+    httpcore.ProxyError: httpx.ProxyError,
+}
+
+
+@contextlib.contextmanager
+def httpx_errors() -> typing.Iterator[None]:
+    try:
+        yield
+    except tuple(_HTTPX_ERRORS) as error:
+        translated = next(httpx_type for core_type, httpx_type in _HTTPX_ERRORS.items() if isinstance(error, core_type))
+        raise translated(str(error)) from None

@@ -38,13 +38,39 @@ class AddressPolicy:
 
 
 def non_public_kind(address: IpAddress) -> str | None:
-    """What makes `address` not public (loopback, private, ...); None for a public address."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """What makes `address` not public (loopback, private, ...); None for a public address. An IPv6 address that
+    carries an IPv4 one (mapped, 6to4, Teredo, NAT64, IPv4-compatible) is judged by the IPv4 address it reaches."""
+    carried = carried_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else []
+    for judged in carried or [address]:
+        if (kind := _kind(judged)) is not None:
+            return kind
+    return None
+
+
+def carried_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address leads to, by the transition scheme its prefix names."""
+    if address.ipv4_mapped is not None:
+        return [address.ipv4_mapped]
+    if address.sixtofour is not None:  # 2002::/16
+        return [address.sixtofour]
+    if address.teredo is not None:  # 2001::/32: the relay's server, and the client the packets go to
+        return list(address.teredo)
+    if address in _NAT64:  # 64:ff9b::/96, the well-known NAT64 prefix
+        return [ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)]
+    if address in _IPV4_COMPATIBLE and int(address) > 1:  # ::a.b.c.d, deprecated; not :: or ::1 themselves
+        return [ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)]
+    return []
+
+
+def _kind(address: IpAddress) -> str | None:
     for kind, test in _KINDS:
         if getattr(address, test):
             return kind
     return None if address.is_global else "non-public"
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 
 
 _KINDS = (

@@ -3,14 +3,16 @@
 Real HTTP servers on 127.0.0.1; names resolve through a stub, so no address here can leave the machine.
 """
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from adapters.clients import payload_client
-from adapters.guarded_network import GuardedNetwork, guarded_transport
+from adapters.guarded_network import GuardedNetwork, GuardedTransport
 from adapters.http_payloads import HttpPayloadStore
 from domain.addresses import AddressPolicy, parse_allowed_hosts
 from domain.errors import PayloadTransferFailed
@@ -48,10 +50,10 @@ async def make_store() -> AsyncIterator[MakeStore]:
     clients = []
 
     async def make(
-        allowed: str = "", table: dict[str, list[str]] | None = None, deadline: float = 10.0
+        allowed: str = "", table: dict[str, list[str]] | None = None, deadline: float = 10.0, resolve: Any = None
     ) -> HttpPayloadStore:
-        network = GuardedNetwork(AddressPolicy(parse_allowed_hosts(allowed)), StubResolver(table or {}))
-        client = httpx.AsyncClient(transport=guarded_transport(network), trust_env=False)
+        network = GuardedNetwork(AddressPolicy(parse_allowed_hosts(allowed)), resolve or StubResolver(table or {}))
+        client = httpx.AsyncClient(transport=GuardedTransport(network), trust_env=False)
         clients.append(client)
         return HttpPayloadStore(client, deadline=deadline)
 
@@ -110,6 +112,28 @@ async def test_an_unknown_name_fails_the_transfer_saying_so(make_store: MakeStor
     store = await make_store()
     with pytest.raises(PayloadTransferFailed, match=r"^GET failed: ConnectError: cannot resolve the host"):
         await store.fetch("http://nowhere.example/payload")
+
+
+async def test_a_name_that_resolves_to_a_6to4_form_of_loopback_is_refused(
+    server: FakeApi, make_store: MakeStore
+) -> None:
+    store = await make_store(table={"files.example": ["2002:7f00:1::"]})
+    with pytest.raises(PayloadTransferFailed, match=r"^GET refused: host files.example resolves to a loopback"):
+        await store.fetch("http://files.example/payload")
+
+
+async def test_a_name_that_never_resolves_cannot_hold_a_job_past_the_transfer_deadline(make_store: MakeStore) -> None:
+    asked = asyncio.Event()
+
+    async def never(host: str, port: int) -> list[str]:
+        asked.set()
+        await asyncio.Event().wait()
+        return []
+
+    store = await make_store(deadline=0.3, resolve=never)
+    with pytest.raises(PayloadTransferFailed, match=r"^GET not done within 0\.3 s \(CASOLA_PAYLOAD_TIMEOUT\)$"):
+        await asyncio.wait_for(store.fetch("http://files.example/payload"), 10)
+    assert asked.is_set()
 
 
 async def test_a_dripping_server_cannot_hold_a_job_past_the_transfer_deadline(make_store: MakeStore) -> None:

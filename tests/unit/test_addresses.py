@@ -29,6 +29,20 @@ from domain.addresses import AddressPolicy, AllowedHost, non_public_kind, parse_
         ("240.0.0.1", "reserved"),
         ("93.184.215.14", None),
         ("2606:2800:220:1:248:1893:25c8:1946", None),
+        # IPv6 addresses that carry an IPv4 one are judged by it: 6to4, Teredo (its client), NAT64, IPv4-compatible
+        ("2002:7f00:1::", "loopback"),
+        ("2002:a9fe:a9fe::", "link-local"),
+        ("2002:0a00:0001::1", "private"),
+        ("2002:5db8:d70e::", None),
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "loopback"),
+        ("2001:0:4136:e378:8000:63bf:5601:5601", "link-local"),
+        ("2001:0:4136:e378:8000:63bf:a247:28f1", None),
+        ("64:ff9b::7f00:1", "loopback"),
+        ("64:ff9b::a9fe:a9fe", "link-local"),
+        ("64:ff9b::5db8:d70e", None),
+        ("::127.0.0.1", "loopback"),
+        ("::169.254.169.254", "link-local"),
+        ("::93.184.215.14", None),
     ],
 )
 def test_what_makes_an_address_not_public(address: str, kind: str | None) -> None:
