@@ -40,7 +40,7 @@ class AddressPolicy:
 def non_public_kind(address: IpAddress) -> str | None:
     """What makes `address` not public (loopback, private, ...); None for a public address. An IPv6 address that
     carries an IPv4 one (mapped, 6to4, Teredo, NAT64, IPv4-compatible) is judged by the IPv4 address it reaches."""
-    carried = carried_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else []
+    carried: list[IpAddress] = [*carried_ipv4(address)] if isinstance(address, ipaddress.IPv6Address) else []
     for judged in carried or [address]:
         if (kind := _kind(judged)) is not None:
             return kind
