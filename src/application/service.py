@@ -71,6 +71,7 @@ class WorkerService:
         self.health = HealthWatch(self.thresholds.health_failures_before_down)
         self.failure: Failure | None = None
         self._group: asyncio.TaskGroup | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
         self._shutdown = asyncio.Event()
         self._hurry = asyncio.Event()
         self._failed = asyncio.Event()
@@ -157,6 +158,7 @@ class WorkerService:
             if self.settings.CASOLA_BACKPRESSURE_CHECK_INTERVAL > 0:
                 loops.append(self._backpressure_loop())
             background = [group.create_task(loop) for loop in loops]
+            self._heartbeat_task = background[1]
             await sleep_unless(self._shutdown, self._failed)
             if self.failure is None:
                 await self._drain()
@@ -196,6 +198,9 @@ class WorkerService:
             )
         if self._job_tasks():
             await asyncio.wait(self._job_tasks(), timeout=self.timings.settle_timeout)
+        if self._heartbeat_task is not None:  # the last heartbeat is the last one sent: no `running` after it
+            self._heartbeat_task.cancel()
+            await asyncio.wait([self._heartbeat_task])
         failure = self.failure
         if failure is None:
             self.worker.transition(WorkerState.DRAINING)

@@ -31,7 +31,7 @@ from tests.integration.real_vllm import requests_running
 
 pytestmark = [pytest.mark.slow, pytest.mark.container, pytest.mark.timeout(600)]
 FIGURES = ROOT / ".cache" / "container-figures.json"
-LONG_JOB = {"max_tokens": 2500, "extra_body": {"ignore_eos": True}}  # a few seconds on the CPU build
+LONG_JOB = {"max_tokens": 6000, "extra_body": {"ignore_eos": True}}  # about 15 s on the CPU build
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +64,12 @@ async def one_chat_job(queue: LocalQueue, job_id: str) -> None:
     assert result["completion"]["usage"]["completion_tokens"] == 8
 
 
-async def wait_running(port: int, timeout: float = 60) -> None:
+async def wait_running(queue: LocalQueue, port: int, timeout: float = 120) -> None:
     """Until vLLM (on the host's loopback: the container shares its network) runs a request."""
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient() as client:
         while (await requests_running(client, port) or 0) < 1:
+            assert not queue.frames_of("job_result")[1:], "the job ended before it was seen running"
             assert time.monotonic() < deadline, "vLLM never ran the job"
             await asyncio.sleep(0.05)
 
@@ -89,7 +90,7 @@ async def test_the_image_serves_heartbeats_is_healthy_and_stops_mid_job_without_
         figures["seconds_to_healthy"] = await asyncio.to_thread(container.wait_for_health, "healthy", 60)
 
         await queue.push(chat_job("long", chat(), **LONG_JOB))
-        await wait_running(int(variables["VLLM_PORT"]))
+        await wait_running(queue, int(variables["VLLM_PORT"]))
         begun = time.monotonic()
         figures["exit_code"] = await asyncio.to_thread(container.stop, 120)
         figures["seconds_to_stop"] = time.monotonic() - begun
