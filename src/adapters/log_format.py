@@ -1,4 +1,5 @@
-"""Log output: one line per event, human-readable or JSON lines, with every secret masked."""
+"""Log output: one event per line (its traceback indented under it), human-readable or JSON lines, UTC times with
+the zone, every secret masked; the records themselves are never changed, so other handlers see them as logged."""
 
 import json
 import logging
@@ -6,73 +7,62 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 
 from application.job_context import current_job_id
 from application.secrets import secret_values
 from domain.untrusted import escape_controls, shown, without_secrets
 
 NOISY_LOGGERS = ("httpx", "httpcore", "httpx2", "openai", "websockets", "asyncio")
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+CONTINUATION = "    "  # a traceback's or stack's lines start here: no line but an event's own starts at column 0
 
 
-class SecretMasker(logging.Filter):
-    """Replaces any secret value in a record's final message with ***."""
+class UtcFormatter(logging.Formatter):
+    """The standard library's formatter, its times in UTC with the zone: 2026-11-30T08:30:20.018Z."""
 
-    def __init__(self, secrets: Iterable[str]) -> None:
-        super().__init__()
+    converter = staticmethod(time.gmtime)
+    default_time_format = "%Y-%m-%dT%H:%M:%S"
+    default_msec_format = "%s.%03dZ"
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__(TEXT_FORMAT)
         self.secrets = list(secrets)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = self.mask(message)
-        if record.exc_info and record.exc_text is None:
-            record.exc_text = self.mask(logging.Formatter().formatException(record.exc_info))
-            record.exc_info = None
-        if masked != message or record.args:
-            record.msg, record.args = masked, None
-        return True
+    def parts(self, record: logging.LogRecord) -> tuple[str, str, str]:
+        """The event's time, its message, and its traceback and stack (empty when none), masked and escaped."""
+        message = escape_controls(self.masked(record.getMessage()))
+        details = [self.formatException(record.exc_info) if record.exc_info else record.exc_text or ""]
+        details.append(self.formatStack(record.stack_info) if record.stack_info else "")
+        indented = "\n".join(
+            CONTINUATION + escape_controls(self.masked(line))
+            for detail in details
+            if detail
+            for line in detail.splitlines()
+        )
+        return self.formatTime(record), message, indented
 
-    def mask(self, text: str) -> str:
+    def masked(self, text: str) -> str:
         return without_secrets(text, self.secrets)
 
 
-class JsonFormatter(logging.Formatter):
+class TextFormatter(UtcFormatter):
+    """`TEXT_FORMAT`, one line per event: control characters are escaped, so no input can forge a line."""
+
     def format(self, record: logging.LogRecord) -> str:
-        line = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
+        stamp, message, details = self.parts(record)
+        line = TEXT_FORMAT % {"asctime": stamp, "levelname": record.levelname, "name": record.name, "message": message}
+        return f"{line}\n{details}" if details else line
+
+
+class JsonFormatter(UtcFormatter):
+    def format(self, record: logging.LogRecord) -> str:
+        stamp, message, details = self.parts(record)
+        line = {"ts": stamp, "level": record.levelname.lower(), "logger": record.name, "message": message}
         if (job_id := current_job_id.get()) is not None:
             line["job_id"] = shown(job_id, 256)
-        if record.exc_text or record.exc_info:
-            line["error"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
+        if details:
+            line["error"] = details
         return json.dumps(line)
-
-
-TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-
-
-class TextFormatter(logging.Formatter):
-    """One event, one line: control characters in the message are escaped, so no input can forge a line.
-
-    `TEXT_FORMAT`, written out: a job's line is on the hot path, and the time's text changes once a second.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(TEXT_FORMAT)
-        self._second, self._stamp = -1, ""
-
-    def format(self, record: logging.LogRecord) -> str:
-        second = int(record.created)
-        if second != self._second:
-            self._second, self._stamp = second, time.strftime("%Y-%m-%d %H:%M:%S", self.converter(second))
-        message = escape_controls(record.getMessage())
-        line = f"{self._stamp},{int(record.msecs):03d} {record.levelname:<7} {record.name}: {message}"
-        if record.exc_info and not record.exc_text:
-            record.exc_text = self.formatException(record.exc_info)
-        return f"{line}\n{record.exc_text}" if record.exc_text else line
 
 
 def configure_logging(log_format: str = "text", level: str = "INFO", environ: Mapping[str, str] | None = None) -> None:
@@ -80,9 +70,9 @@ def configure_logging(log_format: str = "text", level: str = "INFO", environ: Ma
     # HOWTO's "Optimization"), which is a third of a job's log line.
     logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    secrets = secret_values(os.environ if environ is None else environ)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
-    handler.addFilter(SecretMasker(secret_values(os.environ if environ is None else environ)))
+    handler.setFormatter(JsonFormatter(secrets) if log_format == "json" else TextFormatter(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -4,7 +4,7 @@ import io
 import json
 import logging
 
-from adapters.log_format import JsonFormatter, SecretMasker
+from adapters.log_format import JsonFormatter
 from application.secrets import secret_values
 
 
@@ -16,8 +16,7 @@ def test_secret_values_come_from_secret_names() -> None:
 def test_masker_masks_messages_arguments_and_tracebacks() -> None:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    handler.addFilter(SecretMasker(["tok-abcdef"]))
+    handler.setFormatter(JsonFormatter(["tok-abcdef"]))
     logger = logging.getLogger("test.masking")
     logger.addHandler(handler)
     logger.propagate = False
