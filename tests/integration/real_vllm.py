@@ -43,6 +43,14 @@ async def requests_running(client: httpx.AsyncClient, port: int) -> float | None
     return float(match.group(1)) if match else None
 
 
+async def generation_tokens(client: httpx.AsyncClient, port: int) -> float:
+    """vLLM's `vllm:generation_tokens_total`: every token it generated since it started."""
+    text = (await client.get(f"http://127.0.0.1:{port}/metrics", timeout=60)).text
+    match = re.search(r"^vllm:generation_tokens_total\{[^}]*\} ([0-9.e+-]+)$", text, re.MULTILINE)
+    assert match, "vLLM's /metrics has no vllm:generation_tokens_total"
+    return float(match.group(1))
+
+
 def worker_in_vllm_environment() -> Path:
     """The worker installed into vLLM's Python as the image installs it (`docker/install_worker.py`: vLLM's
     packages kept at their versions, only what is missing added), over a copy-free overlay of vLLM's

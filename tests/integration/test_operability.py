@@ -4,7 +4,7 @@ import asyncio
 import json
 import re
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
@@ -92,19 +92,29 @@ async def test_metrics_count_jobs_by_kind_and_outcome_while_they_run(
 async def test_readyz_follows_vllms_health_and_healthz_the_process(fake_vllm: FakeVllm, worker: Worker) -> None:
     assert await worker.readyz() == (200, {"ready": True, "reason": "ready"})
     fake_vllm.behaviour.healthy = False
-    for _ in range(100):
-        status, body = await worker.readyz()
-        if status == 503:
-            break
-        await asyncio.sleep(0.02)
+    answers: list[tuple[int, dict[str, object]]] = []
+
+    async def not_ready() -> bool:
+        answers.append(await worker.readyz())
+        return answers[-1][0] == 503
+
+    await until(not_ready, "/readyz answers 503")
     fake_vllm.behaviour.healthy = True  # before a third failed check would fail the worker
-    assert (status, body) == (503, {"ready": False, "reason": "vLLM does not answer /health"})
+    assert answers[-1] == (503, {"ready": False, "reason": "vLLM does not answer /health"})
     assert (await worker.http.get("/healthz")).status_code == 200
-    for _ in range(200):
-        if (await worker.readyz())[0] == 200:
-            break
-        await asyncio.sleep(0.02)
-    assert await worker.readyz() == (200, {"ready": True, "reason": "ready"})
+
+    async def ready() -> bool:
+        return await worker.readyz() == (200, {"ready": True, "reason": "ready"})
+
+    await until(ready, "/readyz answers 200 again")
+
+
+async def until(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 30) -> None:
+    """Polls an asynchronous `condition` until it is true; fails after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        assert asyncio.get_running_loop().time() < deadline, f"{what}: not within {timeout} s"
+        await asyncio.sleep(0.01)
 
 
 async def test_backpressure_pauses_above_the_threshold_and_resumes_at_the_lower_one(

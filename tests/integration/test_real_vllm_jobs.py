@@ -11,6 +11,7 @@ from tests.conftest import eventually
 from tests.integration.conftest import StartWorker, chat
 from tests.integration.real_vllm import (
     LONG,
+    generation_tokens,
     requests_running,
 )
 
@@ -59,7 +60,7 @@ async def test_thirty_two_jobs_at_capacity_eight_run_concurrently(
         while sent < 32:  # the queue keeps at most 8 in flight, as it would for a worker of capacity 8
             done = len(queue.frames_of("job_result")) + len(queue.frames_of("job_error"))
             if sent - done < 8:
-                await queue.push(chat_job(f"j{sent}", chat(), max_tokens=64, extra_body={"ignore_eos": True}))
+                await queue.push(chat_job(f"j{sent}", chat(), max_tokens=256, extra_body={"ignore_eos": True}))
                 sent += 1
             else:
                 await asyncio.sleep(0.005)
@@ -75,14 +76,16 @@ async def test_a_revoked_job_leaves_vllm_and_sends_nothing(
 ) -> None:
     await start_worker(VLLM_PORT=vllm_port, CASOLA_MAX_JOBS=2)
     async with httpx.AsyncClient() as client:
+        before = await generation_tokens(client, vllm_port)
         await queue.push(chat_job("revoked", chat(), **LONG))
         await eventually_running(client, vllm_port)
         await queue.push({"type": "job_revoked", "job_id": "revoked", "reason": "test"})
-        for _ in range(200):
-            if await requests_running(client, vllm_port) == 0:
-                break
+        deadline = time.monotonic() + 120
+        while await requests_running(client, vllm_port) != 0:
+            assert time.monotonic() < deadline, "vLLM still runs the revoked job"
             await asyncio.sleep(0.01)
-        assert await requests_running(client, vllm_port) == 0
+        generated = await generation_tokens(client, vllm_port) - before
+    assert generated < LONG["max_tokens"], f"vLLM wrote all {generated} tokens: the revoke did not abort it"
     await queue.push(chat_job("after", chat(), max_tokens=4))
     await queue.wait_for_type("job_result", "after", timeout=60)
     assert [frame for frame in queue.received if frame.get("job_id") == "revoked"] == []

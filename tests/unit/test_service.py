@@ -191,10 +191,12 @@ async def test_every_failure_has_its_exit_code(cause: str, code: int, status: st
         running.queue.fail_with(RuntimeError("socket library bug"))
     assert await running.exit_code() == code
     assert running.heartbeats.statuses[-1] == status
-    errors: list[JobError] = running.queue.of_type("job_error")
-    if cause == "vllm_stops_answering":  # the queue is still up: the transient job is told why
-        assert [error.error.split(" ")[0] for error in errors] == [category]
-        assert running.queue.of_type("pause")
+    # the transient job is told why: at once when the queue is still up, else from the outbox once it is back
+    told = [*running.queue.sent, *running.queue.outbox.frames]
+    errors = [frame for frame in told if isinstance(frame, JobError)]
+    assert [(error.job_id, error.error.split(" ")[0]) for error in errors] == [("t1", category)]
+    if cause == "vllm_stops_answering":
+        assert running.queue.of_type("pause") and errors[0] in running.queue.sent
     assert running.inference.cancelled == 1
 
 

@@ -35,8 +35,11 @@ def test_queue_url_has_no_double_slash() -> None:
     assert load_settings({**REQUIRED, "CASOLA_WS_URL": "wss://q:1/"}).queue_url == "wss://q:1/ws"
 
 
-def test_renew_after_can_be_set() -> None:
+def test_renew_after_can_be_set_below_the_lease_and_only_there() -> None:
+    assert load_settings({**REQUIRED, "CASOLA_LEASE_SECONDS": "10"}).renew_lease_after == 8  # 80% by default
     assert load_settings({**REQUIRED, "CASOLA_RENEW_LEASE_AFTER": "5"}).renew_lease_after == 5
+    with pytest.raises(ConfigurationError, match=r"CASOLA_RENEW_LEASE_AFTER \(30.0\) must be less than"):
+        load_settings({**REQUIRED, "CASOLA_RENEW_LEASE_AFTER": "30"})
 
 
 def test_empty_values_count_as_unset() -> None:
