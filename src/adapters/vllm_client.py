@@ -59,7 +59,11 @@ class VllmClient:
         self.base_url = base_url.rstrip("/")
         self.clock = clock
         self.read_timeout = read_timeout
-        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # Every request's headers, set once (a GET's Content-Type is harmless); aiohttp adds only Host and the length.
+        self.headers = {
+            "Content-Type": "application/json",
+            **({"Authorization": f"Bearer {api_key}"} if api_key else {}),
+        }
         self.connections = connections
         self.answered_at = float("-inf")  # when vLLM last answered a POST with a success
         self._pooled: aiohttp.ClientSession | None = None
@@ -75,7 +79,7 @@ class VllmClient:
             headers=self.headers,
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=self.read_timeout),
             cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=("User-Agent",),
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
             auto_decompress=False,
         )
 
@@ -86,7 +90,6 @@ class VllmClient:
 
     async def post(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> Answer:
         """One POST; a second, on a fresh connection, only when the first got no byte of an answer."""
-        headers = {"Content-Type": "application/json", **(headers or {})}
         try:
             answer = await self._request(self._sessions()[0], "POST", path, body, headers)
         except NoAnswer:

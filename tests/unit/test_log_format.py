@@ -85,3 +85,10 @@ def test_a_record_reaches_every_other_handler_as_it_was_logged() -> None:
     assert (entry.msg, entry.args, entry.exc_text) == ("token %s", ("tok-abcdef",), None)
     assert entry.exc_info is not None and entry.stack_info is not None
     assert "tok-abcdef" not in stream.getvalue()
+
+
+def test_the_time_follows_each_second_and_each_millisecond() -> None:
+    formatter = TextFormatter()
+    first, later = formatter.format(record("a")), formatter.format(record("a", created=1_700_000_061.5))
+    assert first.startswith("2023-11-14T22:13:20.250Z") and later.startswith("2023-11-14T22:14:21.500Z")
+    assert formatter.format(record("a", created=1_700_000_061.125)).startswith("2023-11-14T22:14:21.125Z")
