@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from application.ports import Inference, VllmProbe
 from domain.errors import InferenceRejected, InferenceUnavailable
 from domain.kinds import CHAT
-from domain.payloads import validate_payload
+from domain.request_body import request_body, validate_payload
 
 LOAD_GAUGES = ("vllm:num_requests_running", "vllm:num_requests_waiting")
 TEST_CHAT = {"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 8}
@@ -53,7 +53,7 @@ class Diagnostics:
         return Check("models", self.served_model in served, f"serves {served}")
 
     async def _chat(self) -> Check:
-        body = validate_payload(CHAT.payload, TEST_CHAT).request_body(self.served_model)
+        body = request_body(validate_payload(CHAT.payload, TEST_CHAT), self.served_model)
         started = time.monotonic()
         async with asyncio.timeout(self.timeout):
             completion = await self.inference.infer(CHAT.route, body)

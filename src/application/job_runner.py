@@ -15,7 +15,8 @@ from domain.errors import CATEGORY_OF, ErrorCategory, InferenceRejected, JobFail
 from domain.frames import JobError, JobResult, JobResultRef, OutboundFrame
 from domain.jobs import Job
 from domain.kinds import resolve_kind
-from domain.payloads import PayloadLimits, validate_payload
+from domain.payloads import PayloadLimits
+from domain.request_body import request_body, validate_payload
 
 log = logging.getLogger("worker")
 
@@ -63,8 +64,8 @@ class JobRunner:
             reason = f"payload must be a JSON object, got {type(payload).__name__}"
             raise JobFailed(ErrorCategory.INVALID_PAYLOAD, reason)
         kind, job_type = resolve_kind(job.job_type, payload)
-        request = validate_payload(kind.payload, payload, job.payload_url is None, self.limits)  # fetched: not echoed
-        body = request.request_body(await self.models.resolve(request.model))
+        valid = validate_payload(kind.payload, payload, job.payload_url is None, self.limits)  # fetched: not echoed
+        body = request_body(valid, await self.models.resolve(valid.request.model))
         try:
             output = await self.inference.infer(kind.route, body, job.job_id)
         except InferenceRejected as rejected:

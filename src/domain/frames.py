@@ -12,8 +12,8 @@ import msgspec
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from domain.jobs import Job, JobMode
-from domain.payloads import describe_validation_error
 from domain.untrusted import shown
+from domain.validation_errors import describe_validation_error
 
 MAX_FENCE_TOKEN = 2**63 - 1  # int64, as the queue stores it
 MAX_JOB_ID_LENGTH = 256

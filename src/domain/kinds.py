@@ -8,14 +8,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from domain.errors import ErrorCategory, InferenceRejected, JobFailed
-from domain.payloads import (
-    ChatPayload,
-    CompletionPayload,
-    EmbeddingsPayload,
-    JobPayload,
-    RerankPayload,
-    ScorePayload,
-)
+from domain.generation_payloads import ChatPayload, CompletionPayload
+from domain.payloads import EmbeddingsPayload, JobPayload, RerankPayload, ScorePayload
 
 Runner = Literal["generate", "pooling"]
 RUNNER_FLAGS: dict[Runner, str] = {

@@ -16,7 +16,7 @@ from testbed.real_vllm import vllm_python
 
 from adapters.openai_front import OpenAIFront
 from domain.kinds import KINDS
-from domain.payloads import REFUSED
+from domain.refused_fields import REFUSED
 from tests.fakes.fake_api import FakeApi
 from tests.integration.conftest import front_and_worker, real_vllm
 from tests.integration.real_vllm import VLLM_ARGS, require_real_vllm

@@ -5,8 +5,10 @@ from typing import Any
 import pytest
 
 from domain.errors import InferenceRejected, JobFailed
+from domain.generation_payloads import ChatPayload
 from domain.kinds import CHAT, COMPLETION, EMBEDDINGS, KINDS, RERANK, SCORE, JobKind, resolve_kind
-from domain.payloads import ChatPayload, EmbeddingsPayload, PayloadLimits, validate_payload
+from domain.payloads import EmbeddingsPayload, PayloadLimits
+from domain.request_body import request_body, validate_payload
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -16,7 +18,7 @@ def chat(**fields: Any) -> dict[str, Any]:
 
 
 def test_seed_defaults() -> None:
-    payload = validate_payload(CHAT.payload, chat())
+    payload = validate_payload(CHAT.payload, chat()).request
     assert isinstance(payload, ChatPayload)
     assert (payload.model, payload.temperature, payload.max_tokens, payload.top_p) == ("default", 0.7, 512, 1.0)
     assert (payload.frequency_penalty, payload.presence_penalty, payload.stop) == (0.0, 0.0, None)
@@ -55,7 +57,7 @@ REJECTED = [
 
 @pytest.mark.parametrize(("field", "value"), ACCEPTED)
 def test_values_at_the_bounds_are_accepted(field: str, value: Any) -> None:
-    payload = validate_payload(CHAT.payload, chat(**{field: value}))
+    payload = validate_payload(CHAT.payload, chat(**{field: value})).request
     assert getattr(payload, field) == value
 
 
@@ -90,8 +92,8 @@ def test_a_payload_that_is_not_an_object() -> None:
 
 
 def test_embeddings_payload() -> None:
-    assert isinstance(validate_payload(EMBEDDINGS.payload, {"input": "a"}), EmbeddingsPayload)
-    assert validate_payload(EMBEDDINGS.payload, {"input": ["a", "b"]}).input == ["a", "b"]  # type: ignore[union-attr]
+    assert isinstance(validate_payload(EMBEDDINGS.payload, {"input": "a"}).request, EmbeddingsPayload)
+    assert validate_payload(EMBEDDINGS.payload, {"input": ["a", "b"]}).request.input == ["a", "b"]  # type: ignore[union-attr]
     with pytest.raises(JobFailed, match="invalid_payload: input"):
         validate_payload(EMBEDDINGS.payload, {"input": []})
 
@@ -179,7 +181,7 @@ CHAT_FIELDS = [  # each OpenAI and vLLM chat field the worker takes, with a valu
 
 @pytest.mark.parametrize("fields", CHAT_FIELDS, ids=lambda fields: ",".join(fields))
 def test_every_chat_field_goes_to_vllm_as_given(fields: dict[str, Any]) -> None:
-    body = validate_payload(CHAT.payload, chat(**fields)).request_body("served")
+    body = request_body(validate_payload(CHAT.payload, chat(**fields)), "served")
     for name, value in fields.items():
         assert body[name] == (value if name != "model" else "served"), name
 
@@ -237,25 +239,27 @@ def test_a_chat_field_that_cannot_be_honoured_is_refused_naming_it(fields: dict[
 
 
 def test_extra_body_passes_fields_the_worker_does_not_model_and_checks_the_ones_it_does() -> None:
-    body = validate_payload(CHAT.payload, chat(extra_body={"ignore_eos": True, "future_field": [1]})).request_body("m")
+    body = request_body(validate_payload(CHAT.payload, chat(extra_body={"ignore_eos": True, "future_field": [1]})), "m")
     assert (body["ignore_eos"], body["future_field"]) == (True, [1])
     assert "extra_body" not in body
 
 
 def test_the_choice_cap_is_the_operators() -> None:
-    assert validate_payload(CHAT.payload, chat(n=32), limits=PayloadLimits(max_choices=32)).request_body("m")["n"] == 32
+    assert (
+        request_body(validate_payload(CHAT.payload, chat(n=32), limits=PayloadLimits(max_choices=32)), "m")["n"] == 32
+    )
     with pytest.raises(JobFailed, match="at most 2 choices"):
         validate_payload(COMPLETION.payload, {"prompt": "a", "n": 3}, limits=PayloadLimits(max_choices=2))
 
 
 def test_max_completion_tokens_replaces_the_seed_default_max_tokens() -> None:
-    assert "max_tokens" not in validate_payload(CHAT.payload, chat(max_completion_tokens=9)).request_body("m")
-    both = validate_payload(CHAT.payload, chat(max_completion_tokens=9, max_tokens=7)).request_body("m")
+    assert "max_tokens" not in request_body(validate_payload(CHAT.payload, chat(max_completion_tokens=9)), "m")
+    both = request_body(validate_payload(CHAT.payload, chat(max_completion_tokens=9, max_tokens=7)), "m")
     assert (both["max_tokens"], both["max_completion_tokens"]) == (7, 9)
 
 
 def test_the_kind_names_in_the_payload_are_not_sent_to_vllm() -> None:
-    body = validate_payload(CHAT.payload, chat(task="openai/chat-completion", job_type="x")).request_body("m")
+    body = request_body(validate_payload(CHAT.payload, chat(task="openai/chat-completion", job_type="x")), "m")
     assert "task" not in body and "job_type" not in body
 
 
@@ -280,7 +284,7 @@ PAYLOADS = [  # (kind, payload that goes to vLLM as given, apart from the model)
 
 @pytest.mark.parametrize(("kind", "payload"), PAYLOADS, ids=lambda value: str(value)[:40])
 def test_every_kind_sends_its_payload_as_given(kind: JobKind, payload: dict[str, Any]) -> None:
-    assert validate_payload(kind.payload, payload).request_body("m") == payload | {"model": "m"}
+    assert request_body(validate_payload(kind.payload, payload), "m") == payload | {"model": "m"}
 
 
 REFUSED = [

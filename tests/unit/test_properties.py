@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from domain.errors import JobFailed
 from domain.frames import MalformedFrame, parse_frame
 from domain.kinds import CHAT, EMBEDDINGS
-from domain.payloads import validate_payload
+from domain.request_body import request_body, validate_payload
 from domain.untrusted import SHOWN_LIMIT, shown
 from tests.unit.test_service import Bed, bed
 
@@ -55,7 +55,7 @@ def test_the_parser_raises_only_malformed_frame(text: str | bytes) -> None:
 def test_payload_validation_raises_only_job_failed_with_a_bounded_reason(payload: dict[str, Any]) -> None:
     for kind in (CHAT, EMBEDDINGS):
         try:
-            validate_payload(kind.payload, payload).request_body("default")
+            request_body(validate_payload(kind.payload, payload), "default")
         except JobFailed as failed:
             assert len(str(failed)) < 20_000
 
