@@ -1,39 +1,35 @@
 """The composition root and the `worker-vllm` command line."""
 
-import asyncio
-import contextlib
 import json
 import logging
 import os
-import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Annotated, Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
 import typer
 from dependency_injector import containers, providers
 from pydantic_settings import BaseSettings
 
-from adapters import vllm_log_relay
+from adapters.beside_the_worker import relayed_vllm_log, shipping, worker_endpoint
 from adapters.clients import http_client, payload_client
-from adapters.http_endpoint import WorkerEndpoint
+from adapters.event_loop import run_async
 from adapters.http_heartbeats import HttpHeartbeats
 from adapters.http_inference import HttpInference
 from adapters.http_payloads import HttpPayloadStore
 from adapters.http_vllm_probe import HttpVllmProbe
-from adapters.local_queue import LocalQueue, chat_job
+from adapters.local_queue import LocalQueue
 from adapters.log_format import configure_logging
 from adapters.nvidia_smi import NvidiaSmi
+from adapters.official_client import openai_client, openai_inference
+from adapters.one_shot_job import chat_test_job, one_shot_job
 from adapters.prometheus_metrics import PrometheusMetrics
-from adapters.shipping import LOG_BATCH, LOG_BUFFER, SNAPSHOT_BUFFER, BatchShipper, LogShipper, SystemMetrics
 from adapters.subprocess_launcher import SubprocessLauncher
-from adapters.test_job import one_test_job
 from adapters.vllm_client import vllm_client
 from adapters.websocket_queue import WebSocketQueue
 from application.diagnostics import Diagnostics
 from application.gpu_check import GpuCheck
 from application.job_runner import JobRunner
-from application.ports import Inference
 from application.served_models import ServedModels
 from application.service import Timings, WorkerService
 from application.settings import (
@@ -46,28 +42,11 @@ from application.settings import (
     worker_version,
 )
 from application.supervisor import VllmSupervisor
-from domain import rules
 from domain.payloads import PayloadLimits
 
 log = logging.getLogger("worker")
 EXIT_CONFIGURATION = 78
-SHIPPING_FLUSH_TIMEOUT = 5.0
-SNAPSHOTS = (SNAPSHOT_BUFFER, SNAPSHOT_BUFFER)  # buffer and batch: an hour of snapshots at the default 30 s
 T = TypeVar("T", bound=BaseSettings)
-
-
-async def openai_client(base_url: str, api_key: str | None, timeout: float) -> AsyncIterator[Any]:
-    """The official client, for check-vllm; the openai package (20 MB) is imported only when one is asked for."""
-    from adapters import openai_inference
-
-    async with contextlib.asynccontextmanager(openai_inference.openai_client)(base_url, api_key, timeout) as client:
-        yield client
-
-
-def openai_inference(client: Any) -> Inference:
-    from adapters.openai_inference import OpenAIInference
-
-    return OpenAIInference(client)
 
 
 class Container(containers.DeclarativeContainer):
@@ -113,7 +92,8 @@ class Container(containers.DeclarativeContainer):
     )
     timings = providers.Object(Timings())
     service = providers.Singleton(WorkerService, settings, queue, heartbeats, probe, runner, timings, metrics=metrics)
-    gpu_check = providers.Factory(GpuCheck, providers.Singleton(NvidiaSmi), setting.gpu_expectations)
+    gpu = providers.Singleton(NvidiaSmi)
+    gpu_check = providers.Factory(GpuCheck, gpu, setting.gpu_expectations)
     launcher = providers.Singleton(SubprocessLauncher)
     supervisor = providers.Singleton(VllmSupervisor, launcher, setting.vllm_command, setting.VLLM_STOP_TIMEOUT)
 
@@ -142,85 +122,18 @@ async def run_worker(settings: Settings, launch_vllm: bool) -> int:
             if (code := await container.gpu_check().verify(heartbeats)) is not None:
                 return int(code)
         service: WorkerService = await container.service()  # type: ignore[misc]
+        http, probe = await container.http(), await container.probe()  # type: ignore[misc]
+        relay_port = 0 if launch_vllm else settings.WORKER_VLLM_LOG_PORT  # launched: vLLM's output is the worker's
         async with (
-            worker_endpoint(settings, container.metrics(), service),
-            shipping(settings, container, service),
-            relayed_vllm_log(settings, service, launch_vllm),
+            worker_endpoint(
+                settings.WORKER_HTTP_HOST, settings.WORKER_HTTP_PORT, container.metrics().text, service.readiness
+            ),
+            shipping(settings, http, probe, container.gpu(), container.secrets(), service.current_job),
+            relayed_vllm_log(relay_port, service.vllm_said, service.vllm_exited),
         ):
             return await (container.supervisor().run(service) if launch_vllm else service.run())
 
     return await in_container(settings, run_service)
-
-
-@contextlib.asynccontextmanager
-async def worker_endpoint(
-    settings: Settings, metrics: PrometheusMetrics, service: WorkerService
-) -> AsyncIterator[None]:
-    """/metrics, /healthz and /readyz on WORKER_HTTP_HOST:WORKER_HTTP_PORT (0: off) while the worker runs.
-
-    A port that cannot be had is logged, and the worker runs on: jobs matter more than their gauges."""
-    if settings.WORKER_HTTP_PORT == 0:
-        yield
-        return
-    endpoint = WorkerEndpoint(settings.WORKER_HTTP_HOST, settings.WORKER_HTTP_PORT, metrics.text, service.readiness)
-    try:
-        await endpoint.start()
-    except OSError as error:
-        log.error("no metrics and health endpoint: cannot listen on port %d: %s", endpoint.port, error.strerror)
-    try:
-        yield
-    finally:
-        await endpoint.stop()
-
-
-@contextlib.asynccontextmanager
-async def relayed_vllm_log(settings: Settings, service: WorkerService, launch_vllm: bool) -> AsyncIterator[None]:
-    """In the container, vLLM's lines come relayed on WORKER_VLLM_LOG_PORT (0: off; the image sets it)."""
-    if launch_vllm or settings.WORKER_VLLM_LOG_PORT == 0:
-        yield
-        return
-    transport = await vllm_log_relay.listen(
-        settings.WORKER_VLLM_LOG_PORT, service.vllm_said, lambda code: service.fail(rules.on_vllm_exit(code))
-    )
-    try:
-        yield
-    finally:
-        transport.close()
-
-
-@contextlib.asynccontextmanager
-async def shipping(settings: Settings, container: Container, service: WorkerService) -> AsyncIterator[None]:
-    """Log lines to CASOLA_LOGS_URL and system metrics to CASOLA_METRICS_URL (each only with the API token),
-    flushed every interval in the background and once more at shutdown."""
-    identity = {"instance_id": settings.CASOLA_INSTANCE_ID, "queue_id": settings.CASOLA_QUEUE_ID}
-    token, http = settings.api_token, await container.http()  # type: ignore[misc]
-    shippers: list[BatchShipper] = []
-    tasks: list[asyncio.Task[None]] = []
-    handler: LogShipper | None = None
-    if settings.CASOLA_LOGS_URL and token:
-        logs = BatchShipper(http, settings.CASOLA_LOGS_URL, token, identity, "entries", LOG_BUFFER, LOG_BATCH)
-        handler = LogShipper(logs, settings.secrets(), settings.CASOLA_CONFIG_ID)
-        logging.getLogger().addHandler(handler)
-        shippers.append(logs)
-        tasks.append(asyncio.create_task(logs.run(settings.CASOLA_LOG_FLUSH_INTERVAL)))
-    if settings.CASOLA_METRICS_URL and token:
-        identity = identity | {"config_id": settings.CASOLA_CONFIG_ID}
-        snapshots = BatchShipper(http, settings.CASOLA_METRICS_URL, token, identity, "snapshots", *SNAPSHOTS)
-        probe = await container.probe()  # type: ignore[misc]
-        system = SystemMetrics(snapshots, probe, NvidiaSmi(), lambda: next(iter(service.worker.running), None))
-        shippers.append(snapshots)
-        tasks.append(asyncio.create_task(snapshots.run(settings.CASOLA_METRICS_INTERVAL, system.snapshot)))
-    try:
-        yield
-    finally:
-        for task in tasks:
-            task.cancel()
-        for shipper in shippers:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(SHIPPING_FLUSH_TIMEOUT):
-                    await shipper.flush()
-        if handler is not None:
-            logging.getLogger().removeHandler(handler)
 
 
 async def in_container(settings: VllmSettings, use: Callable[[Container], Awaitable[int]]) -> int:
@@ -274,15 +187,12 @@ def launch_vllm(dry_run: Annotated[bool, typer.Option("--dry-run", help="Print t
 def check_vllm(timeout: Annotated[float, typer.Option(help="Seconds for the test completion.")] = 60.0) -> None:
     """Check the vLLM at VLLM_HOST:VLLM_PORT: /health, /v1/models, one tiny chat completion, its load in /metrics."""
     configure_logging(level="warning")
-    raise typer.Exit(run_async(check(settings_or_exit(load_vllm_settings), timeout)))
 
-
-async def check(settings: VllmSettings, timeout: float) -> int:
     async def diagnose(container: Container) -> int:
         diagnostics: Diagnostics = await container.diagnostics(timeout=timeout)  # type: ignore[misc]
         return await diagnostics.report(typer.echo)
 
-    return await in_container(settings, diagnose)
+    raise typer.Exit(run_async(in_container(settings_or_exit(load_vllm_settings), diagnose)))
 
 
 @app.command("send-test-job")
@@ -297,11 +207,10 @@ def send_test_job(
 ) -> None:
     """Act as a one-shot local queue: wait for a worker, push one chat job, print the result."""
     configure_logging(level="warning")
-    texts = message or ["What is the capital of France?"]
-    messages = [{"role": "system", "content": system}] if system else []
-    messages += [{"role": "user", "content": text} for text in texts]
-    job = chat_job("test-job-1", messages, max_tokens=max_tokens, temperature=temperature)
-    raise typer.Exit(run_async(one_test_job(LocalQueue(host, port), job, timeout, note)))
+    job = chat_test_job(message or ["What is the capital of France?"], system, max_tokens, temperature)
+    raise typer.Exit(
+        run_async(one_shot_job(LocalQueue(host, port), job, timeout, lambda text: typer.echo(text, err=True)))
+    )
 
 
 @app.command()
@@ -321,39 +230,9 @@ async def serve_dev(settings: VllmSettings, host: str, port: int, http_port: int
 
     async def serve(container: Container) -> int:
         probe: HttpVllmProbe = await container.probe()  # type: ignore[misc]
-        front = OpenAIFront(host, port, host, http_port, probe.models, timeout)
-        try:
-            await front.start()
-        except OSError as error:
-            log.error("cannot listen on %s: %s", host, error.strerror or error)
-            return 1
-        try:
-            log.info("queue on %s: start workers with CASOLA_WS_URL=%s", front.queue.url, front.queue.url)
-            log.info("OpenAI-compatible front on %s/v1: point any OpenAI client at it", front.url)
-            await stopped_by_signal()
-        finally:
-            await front.stop()
-        return 0
+        return await OpenAIFront(host, port, host, http_port, probe.models, timeout).serve_until_signal()
 
     return await in_container(settings, serve)
-
-
-async def stopped_by_signal() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for number in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(number, stop.set)
-    await stop.wait()
-
-
-def run_async(main: Coroutine[Any, Any, int]) -> int:
-    """On uvloop where it is installed (vLLM's image has it): the same code on a faster event loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(main)
 
 
 def settings_or_exit(load: Callable[[], T]) -> T:
@@ -362,10 +241,6 @@ def settings_or_exit(load: Callable[[], T]) -> T:
     except ConfigurationError as error:
         log.error("configuration error: %s", error)
         raise typer.Exit(EXIT_CONFIGURATION) from None
-
-
-def note(text: str) -> None:
-    typer.echo(text, err=True)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from adapters.local_queue import Frame, LocalQueue
+from application.signals import until_shutdown_signal
 from domain.errors import ErrorCategory
 from domain.kinds import KINDS, JobKind
 
@@ -74,6 +75,21 @@ class OpenAIFront:
             await self._runner.cleanup()
             self._runner = None
         await self.queue.stop()
+
+    async def serve_until_signal(self) -> int:
+        """`worker-vllm dev`: serves until SIGTERM or SIGINT; 1 when its ports cannot be had."""
+        try:
+            await self.start()
+        except OSError as error:
+            log.error("cannot listen on %s: %s", self.http_host, error.strerror or error)
+            return 1
+        try:
+            log.info("queue on %s: start workers with CASOLA_WS_URL=%s", self.queue.url, self.queue.url)
+            log.info("OpenAI-compatible front on %s/v1: point any OpenAI client at it", self.url)
+            await until_shutdown_signal()
+        finally:
+            await self.stop()
+        return 0
 
     async def __aenter__(self) -> "OpenAIFront":
         await self.start()

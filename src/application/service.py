@@ -134,6 +134,14 @@ class WorkerService:
         if failure is not None:
             self.fail(failure)
 
+    def vllm_exited(self, code: int) -> None:
+        """vLLM, started by someone else (the container's entrypoint), exited with `code`."""
+        self.fail(rules.on_vllm_exit(code))
+
+    def current_job(self) -> str | None:
+        """One running job's id (the system metrics' `current_job_id`), or None."""
+        return next(iter(self.worker.running), None)
+
     def fail(self, failure: Failure) -> None:
         if self.failure is None:
             self.failure = failure

@@ -21,3 +21,10 @@ def shutdown_signals(handler: Callable[[], None]) -> Iterator[None]:
         for sig in SHUTDOWN_SIGNALS:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+
+
+async def until_shutdown_signal() -> None:
+    """Returns at the first SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    with shutdown_signals(stop.set):
+        await stop.wait()

@@ -4,10 +4,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from adapters.local_queue import LocalQueue
+from adapters.local_queue import LocalQueue, chat_job
 
 
-async def one_test_job(queue: LocalQueue, job: dict[str, Any], timeout: float, say: Callable[[str], None]) -> int:
+async def one_shot_job(queue: LocalQueue, job: dict[str, Any], timeout: float, say: Callable[[str], None]) -> int:
     """Waits for a worker, pushes `job`, says what came back; the exit code: 0 for a result."""
     try:
         await queue.start()
@@ -40,3 +40,10 @@ def summary(result: dict[str, Any]) -> list[str]:
         f"completion: {choice.get('message', {}).get('content')!r}",
         f"finish reason: {choice.get('finish_reason')}; tokens: {tokens}",
     ]
+
+
+def chat_test_job(texts: list[str], system: str | None, max_tokens: int, temperature: float) -> dict[str, Any]:
+    """The one chat job: a system message if given, then the user's messages."""
+    messages = [{"role": "system", "content": system}] if system else []
+    messages += [{"role": "user", "content": text} for text in texts]
+    return chat_job("test-job-1", messages, max_tokens=max_tokens, temperature=temperature)
