@@ -74,6 +74,14 @@ async def wait_running(queue: LocalQueue, port: int, timeout: float = 120) -> No
             await asyncio.sleep(0.05)
 
 
+async def ended_on_vllms_failure(figures: dict[str, float], logs: str, api: FakeApi) -> None:
+    """The container exited by itself, non-zero, after the worker's `error` heartbeat about vLLM; nothing left."""
+    assert figures["exit_code"] != 0, logs[-3000:]
+    error = await asyncio.to_thread(api.wait_for_status, "error", 1)
+    assert "vLLM" in error["error_message"], error
+    assert "nothing left running" in logs, logs[-3000:]
+
+
 def kill_inside(container: RunningContainer, signal: str, pattern: str) -> None:
     code, output = container.run("pkill", f"-{signal}", "-o", "-f", pattern)
     assert code == 0, f"no process matches {pattern!r} in the container: {output}"
@@ -128,10 +136,7 @@ async def test_as_a_non_root_user_unhealthy_when_the_worker_freezes_and_exits_wh
         logs = container.logs()
 
     assert "HOME (/) is not writable by uid 1000" in logs
-    assert figures["exit_code"] != 0, logs[-3000:]
-    error = await asyncio.to_thread(fake_api.wait_for_status, "error", 1)
-    assert "vLLM" in error["error_message"], error
-    assert "nothing left running" in logs, logs[-3000:]
+    await ended_on_vllms_failure(figures, logs, fake_api)
     record("--user 1000:1000, SIGSTOP the worker, vLLM killed", figures)
 
 
@@ -144,11 +149,8 @@ async def test_a_model_that_does_not_exist_ends_the_container_by_itself_with_an_
         figures["seconds_to_exit"] = time.monotonic() - container.started
         logs = container.logs()
 
-    assert figures["exit_code"] != 0, logs[-3000:]
     assert "/dev/shm is 64 MiB" in logs and "--shm-size" in logs
-    error = await asyncio.to_thread(fake_api.wait_for_status, "error", 1)
-    assert "vLLM" in error["error_message"], error
-    assert "nothing left running" in logs, logs[-3000:]
+    await ended_on_vllms_failure(figures, logs, fake_api)
     record("a model that does not exist", figures)
 
 
