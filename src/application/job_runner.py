@@ -3,6 +3,7 @@
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -38,7 +39,9 @@ class JobRunner:
         limits: PayloadLimits | None = None,
         now: Callable[[], datetime] = utc_now,
         metrics: WorkerMetrics = NO_METRICS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.clock = clock
         self.metrics = metrics
         self.inference = inference
         self.payloads = payloads
@@ -71,6 +74,18 @@ class JobRunner:
         except InferenceRejected as rejected:
             raise kind.explained(rejected, body) from None
         return results.job_result(kind, job_type, job.config_id, output, self.now())
+
+    async def report(self, job: Job, fence_token: int, outcome: Outcome, started_at: float) -> OutboundFrame:
+        """The frame that reports the outcome, and the job counted in the metrics."""
+        took = self.clock() - started_at
+        frame = await self.frame(job, fence_token, outcome, took)
+        self.count(job, outcome, took, self.clock() - started_at)
+        return frame
+
+    def cancelled(self, job: Job, category: str, started_at: float) -> None:
+        """A job revoked or given up: counted, no frame."""
+        took = self.clock() - started_at
+        self.metrics.job_ended(kind_label(job), category, took, took)
 
     async def frame(self, job: Job, fence_token: int, outcome: Outcome, took: float) -> OutboundFrame:
         """The frame that reports the outcome; a large result is uploaded first when the job says where."""

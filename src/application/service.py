@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from application.job_context import current_job_id
-from application.job_runner import JobRunner, kind_label
+from application.job_runner import JobRunner
 from application.metrics import NO_METRICS
 from application.ports import Heartbeats, QueueConnection, QueueRejected, VllmProbe, WorkerMetrics
 from application.readiness import VllmReadiness, sleep_unless
@@ -72,6 +72,7 @@ class WorkerService:
         self.failure: Failure | None = None
         self._group: asyncio.TaskGroup | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._jobs: dict[int, tuple[asyncio.Task[None], float]] = {}  # by id(RunningJob): its task, when it started
         self._shutdown = asyncio.Event()
         self._hurry = asyncio.Event()
         self._failed = asyncio.Event()
@@ -292,10 +293,10 @@ class WorkerService:
                 self._start(command.running)
             elif isinstance(command, CancelJob):
                 log.info("job %s cancelled: %s", command.running.job.job_id, command.reason)
-                took = self.clock() - command.running.started_at
-                self.metrics.job_ended(kind_label(command.running.job), command.outcome, took, took)
-                if command.running.handle is not None:
-                    command.running.handle.cancel()
+                if (started := self._jobs.get(id(command.running))) is not None:
+                    task, started_at = started
+                    self.runner.cancelled(command.running.job, command.outcome, started_at)
+                    task.cancel()
             elif isinstance(command, Ignored):
                 log.info("job %s: %s", command.job_id, command.reason)
 
@@ -305,22 +306,21 @@ class WorkerService:
         assert self._group is not None
         job = running.job
         log.debug("job %s started (%s, fence %d)", job.job_id, job.mode, job.fence_token)  # info: one line a job
-        running.started_at = self.clock()
-        running.handle = self._group.create_task(self._run_job(running))
+        started_at = self.clock()
+        self._jobs[id(running)] = (self._group.create_task(self._run_job(running, started_at)), started_at)
 
-    async def _run_job(self, running: RunningJob) -> None:
+    async def _run_job(self, running: RunningJob, started_at: float) -> None:
         current_job_id.set(running.job.job_id)  # this task's log lines carry the job's id
         outcome = None
         try:
             outcome = await self.runner.outcome(running.job)
         finally:
+            self._jobs.pop(id(running), None)
             if self.worker.finish(running) and outcome is not None:
-                took = self.clock() - running.started_at
-                self.queue.send(await self.runner.frame(running.job, running.fence_token, outcome, took))
-                self.runner.count(running.job, outcome, took, self.clock() - running.started_at)
+                self.queue.send(await self.runner.report(running.job, running.fence_token, outcome, started_at))
 
     def _job_tasks(self) -> list["asyncio.Task[None]"]:
-        return [running.handle for running in self.worker.running.values() if running.handle is not None]
+        return [task for task, _ in self._jobs.values()]
 
     # Background loops.
 

@@ -2,7 +2,6 @@
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from domain.errors import ErrorCategory, job_error_text
 from domain.frames import BadJob, Drain, JobError, JobProgress, OutboundFrame, Pause, Register, Resume
@@ -50,8 +49,6 @@ class RunningJob:
     fence_token: int
     lease: Lease | None
     revoked: bool = False
-    handle: Any = None  # the shell's handle on the running job (its task); the domain never touches it
-    started_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -225,5 +222,4 @@ class Worker:
         self.transition(S.STOPPED)
 
     def fail(self) -> None:
-        if self.state not in (S.STOPPED, S.FAILED):
-            self.state = S.FAILED
+        self.transition(S.FAILED)
