@@ -31,7 +31,7 @@ from application.diagnostics import Diagnostics
 from application.gpu_check import GpuCheck
 from application.job_runner import JobRunner
 from application.served_models import ServedModels
-from application.service import Timings, WorkerService
+from application.service import WorkerService
 from application.settings import (
     ConfigurationError,
     Settings,
@@ -42,6 +42,7 @@ from application.settings import (
     worker_version,
 )
 from application.supervisor import VllmSupervisor
+from application.timings import Timings
 from domain.payloads import PayloadLimits
 
 log = logging.getLogger("worker")

@@ -18,8 +18,9 @@ from testbed.fake_vllm import FakeVllm
 from adapters.local_queue import LocalQueue
 from adapters.openai_front import OpenAIFront
 from adapters.websocket_queue import Backoff, WebSocketQueue
-from application.service import Timings, WorkerService
+from application.service import WorkerService
 from application.settings import Settings, load_settings
+from application.timings import Timings
 from main import Container
 from tests.conftest import eventually
 from tests.fakes.fake_api import FakeApi

@@ -78,7 +78,7 @@ async def test_the_message_handler_takes_anything_and_the_log_stays_bounded(
     running: Bed = bed(CASOLA_MAX_JOBS=64)
     running.service.worker.transition(running.service.worker.state.WAITING_FOR_VLLM)
     running.service.worker.transition(running.service.worker.state.CONNECTING)
-    running.queue._on_message = running.service._on_message  # as if connected, without the background loops
+    running.queue._on_message = running.service.link.on_message  # as if connected, without the background loops
     with caplog.at_level(logging.INFO):
         async with asyncio.TaskGroup() as jobs:
             running.service._group = jobs

@@ -10,9 +10,10 @@ import pytest
 from application.job_runner import JobRunner
 from application.ports import QueueRejected
 from application.served_models import ServedModels
-from application.service import Timings, WorkerService
+from application.service import WorkerService
 from application.settings import load_settings
 from application.supervisor import VllmSupervisor
+from application.timings import Timings
 from domain.frames import JobError, JobProgress, JobResult, Register
 from domain.rules import Failure, HeartbeatStatus
 from tests.conftest import eventually
