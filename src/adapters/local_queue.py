@@ -6,11 +6,9 @@
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from http import HTTPStatus
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -27,8 +25,6 @@ class LocalQueue:
         self.port = port
         self.on_frame = on_frame
         self.received: list[Frame] = []
-        self.handshakes: list[Headers] = []
-        self.refuse_with: HTTPStatus | None = None
         self._server: Server | None = None
         self._workers: list[ServerConnection] = []
         self._turn = 0
@@ -40,7 +36,7 @@ class LocalQueue:
 
     async def start(self) -> None:
         self._server = await serve(
-            self._serve, self.host, self.port, process_request=self._check_handshake, max_size=None
+            self._serve, self.host, self.port, process_request=self.check_handshake, max_size=None
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -59,10 +55,8 @@ class LocalQueue:
     async def __aexit__(self, *_: object) -> None:
         await self.stop()
 
-    def _check_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
-        self.handshakes.append(request.headers)
-        if self.refuse_with is not None:
-            return connection.respond(self.refuse_with, f"{self.refuse_with.phrase}\n")
+    def check_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Every worker is let in; a test bed may answer otherwise."""
         return None
 
     async def _serve(self, connection: ServerConnection) -> None:
@@ -133,15 +127,6 @@ class LocalQueue:
             lambda frame: frame.get("type") in ("job_result", "job_error") and frame.get("job_id") == job["job_id"],
             timeout=timeout,
         )
-
-    def freeze(self) -> None:
-        """Stops reading from every worker: pings go unanswered, as from a queue that hangs."""
-        for connection in self._workers:
-            connection.transport.pause_reading()
-
-    async def disconnect_workers(self) -> None:
-        for connection in list(self._workers):
-            await connection.close()
 
 
 def chat_job(

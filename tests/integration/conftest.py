@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from testbed.fake_vllm import FakeVllm
+from testbed.scripted_queue import ScriptedQueue
 
 from adapters.local_queue import LocalQueue
 from adapters.openai_front import OpenAIFront
@@ -47,8 +48,8 @@ def fake_api() -> Iterator[FakeApi]:
 
 
 @pytest.fixture
-async def queue() -> AsyncIterator[LocalQueue]:
-    async with LocalQueue() as local_queue:
+async def queue() -> AsyncIterator[ScriptedQueue]:
+    async with ScriptedQueue() as local_queue:
         yield local_queue
 
 

@@ -4,8 +4,9 @@ import asyncio
 import json
 
 from testbed.fake_vllm import FakeVllm
+from testbed.scripted_queue import ScriptedQueue
 
-from adapters.local_queue import LocalQueue, chat_job
+from adapters.local_queue import chat_job
 from domain import rules
 from domain.vllm import LogVerdict
 from tests.conftest import eventually
@@ -14,7 +15,7 @@ from tests.integration.conftest import TOKEN, StartWorker, chat
 
 
 async def test_a_chat_job_round_trip_in_the_seed_format(
-    queue: LocalQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+    queue: ScriptedQueue, fake_vllm: FakeVllm, start_worker: StartWorker
 ) -> None:
     await start_worker()
     assert queue.received[0] == {"type": "register", "worker_id": "worker-1", "config_id": "cfg-1", "capacity": 1}
@@ -40,7 +41,7 @@ async def test_a_chat_job_round_trip_in_the_seed_format(
 
 
 async def test_eight_jobs_run_at_once_at_capacity_eight(
-    queue: LocalQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+    queue: ScriptedQueue, fake_vllm: FakeVllm, start_worker: StartWorker
 ) -> None:
     fake_vllm.behaviour.hang = True  # every request is held until all eight are in
     await start_worker(CASOLA_MAX_JOBS=8)
@@ -54,7 +55,7 @@ async def test_eight_jobs_run_at_once_at_capacity_eight(
 
 
 async def test_a_ninth_transient_job_at_capacity_fails_fast(
-    queue: LocalQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+    queue: ScriptedQueue, fake_vllm: FakeVllm, start_worker: StartWorker
 ) -> None:
     fake_vllm.behaviour.hang = True
     await start_worker(CASOLA_MAX_JOBS=2)
@@ -65,7 +66,7 @@ async def test_a_ninth_transient_job_at_capacity_fails_fast(
 
 
 async def test_a_persisted_job_longer_than_its_lease_is_renewed_with_the_newest_fence_token(
-    queue: LocalQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+    queue: ScriptedQueue, fake_vllm: FakeVllm, start_worker: StartWorker
 ) -> None:
     fake_vllm.behaviour.hang = True
     await start_worker(CASOLA_MAX_JOBS=2, CASOLA_LEASE_SECONDS=1.0, CASOLA_RENEW_LEASE_AFTER=0.3)
@@ -88,7 +89,7 @@ async def test_a_persisted_job_longer_than_its_lease_is_renewed_with_the_newest_
 
 
 async def test_a_revoked_job_closes_its_vllm_request_and_sends_nothing(
-    queue: LocalQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+    queue: ScriptedQueue, fake_vllm: FakeVllm, start_worker: StartWorker
 ) -> None:
     fake_vllm.behaviour.hang = True
     await start_worker(CASOLA_MAX_JOBS=2)
@@ -104,7 +105,7 @@ async def test_a_revoked_job_closes_its_vllm_request_and_sends_nothing(
 
 
 async def test_a_bad_payload_gets_invalid_payload_naming_the_field(
-    queue: LocalQueue, start_worker: StartWorker
+    queue: ScriptedQueue, start_worker: StartWorker
 ) -> None:
     await start_worker()
     await queue.push(chat_job("bad", chat(), temperature=3.5))
@@ -113,7 +114,7 @@ async def test_a_bad_payload_gets_invalid_payload_naming_the_field(
     assert error["fence_token"] == 1
 
 
-async def test_an_unknown_kind_gets_unsupported_job_type(queue: LocalQueue, start_worker: StartWorker) -> None:
+async def test_an_unknown_kind_gets_unsupported_job_type(queue: ScriptedQueue, start_worker: StartWorker) -> None:
     await start_worker()
     job = chat_job("img", chat())
     job["job_type"] = "image_generation"
@@ -123,7 +124,7 @@ async def test_an_unknown_kind_gets_unsupported_job_type(queue: LocalQueue, star
 
 
 async def test_embeddings_come_back_in_the_queues_format(
-    queue: LocalQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+    queue: ScriptedQueue, fake_vllm: FakeVllm, start_worker: StartWorker
 ) -> None:
     await start_worker()
     job = {"type": "job", "job_id": "e1", "mode": "transient", "fence_token": 1, "config_id": "cfg-1"}
@@ -150,7 +151,7 @@ KIND_JOBS = [  # (job_type, payload, vLLM's route, the result field)
 
 
 async def test_text_completion_score_and_rerank_jobs(
-    queue: LocalQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+    queue: ScriptedQueue, fake_vllm: FakeVllm, start_worker: StartWorker
 ) -> None:
     await start_worker()
     for number, (job_type, payload, field) in enumerate(KIND_JOBS):
@@ -164,7 +165,7 @@ async def test_text_completion_score_and_rerank_jobs(
 
 
 async def test_a_job_addresses_any_name_vllm_serves_and_is_told_the_names_otherwise(
-    queue: LocalQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+    queue: ScriptedQueue, fake_vllm: FakeVllm, start_worker: StartWorker
 ) -> None:
     await start_worker(CASOLA_MAX_JOBS=2)
     fake_vllm.behaviour.aliases = ["sql-lora"]  # loaded after the worker started
@@ -178,7 +179,7 @@ async def test_a_job_addresses_any_name_vllm_serves_and_is_told_the_names_otherw
 
 
 async def test_what_vllm_was_not_started_for_is_told_with_the_flags_to_add(
-    queue: LocalQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+    queue: ScriptedQueue, fake_vllm: FakeVllm, start_worker: StartWorker
 ) -> None:
     fake_vllm.behaviour.runner = "generate"
     fake_vllm.behaviour.tool_calling = False
@@ -202,7 +203,7 @@ async def test_what_vllm_was_not_started_for_is_told_with_the_flags_to_add(
 
 
 async def test_a_field_the_worker_cannot_honour_is_refused_before_vllm_sees_it(
-    queue: LocalQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+    queue: ScriptedQueue, fake_vllm: FakeVllm, start_worker: StartWorker
 ) -> None:
     await start_worker(CASOLA_MAX_JOBS=3, CASOLA_MAX_CHOICES=2)
     await queue.push(chat_job("s", chat(), stream=True))
@@ -221,7 +222,7 @@ async def test_a_field_the_worker_cannot_honour_is_refused_before_vllm_sees_it(
 
 
 async def test_malformed_frames_are_skipped_and_the_connection_stays(
-    queue: LocalQueue, start_worker: StartWorker
+    queue: ScriptedQueue, start_worker: StartWorker
 ) -> None:
     await start_worker()
     for garbage in ["{not json", "[1,2]", '{"no": "type"}', '{"type": "job", "job_id": 5}', '{"type": "news"}']:
@@ -233,7 +234,7 @@ async def test_malformed_frames_are_skipped_and_the_connection_stays(
 
 
 async def test_vllm_errors_are_reported_with_vllm_reason(
-    queue: LocalQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+    queue: ScriptedQueue, fake_vllm: FakeVllm, start_worker: StartWorker
 ) -> None:
     fake_vllm.behaviour.status = 400
     fake_vllm.behaviour.error_message = "max_tokens is too large: 9999 > 512"
@@ -248,7 +249,7 @@ async def test_vllm_errors_are_reported_with_vllm_reason(
 
 
 async def test_a_connection_closed_before_an_answer_is_tried_once_more(
-    queue: LocalQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+    queue: ScriptedQueue, fake_vllm: FakeVllm, start_worker: StartWorker
 ) -> None:
     await start_worker()
     fake_vllm.behaviour.drop = 1
@@ -263,7 +264,7 @@ async def test_a_connection_closed_before_an_answer_is_tried_once_more(
 
 
 async def test_a_job_past_its_deadline_is_cancelled(
-    queue: LocalQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+    queue: ScriptedQueue, fake_vllm: FakeVllm, start_worker: StartWorker
 ) -> None:
     fake_vllm.behaviour.hang = True
     await start_worker(CASOLA_JOB_TIMEOUT=0.5)
@@ -274,7 +275,7 @@ async def test_a_job_past_its_deadline_is_cancelled(
 
 
 async def test_the_queue_restarted_mid_job_gets_the_result_after_reconnect(
-    queue: LocalQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+    queue: ScriptedQueue, fake_vllm: FakeVllm, start_worker: StartWorker
 ) -> None:
     fake_vllm.behaviour.hang = True
     await start_worker()
@@ -291,7 +292,7 @@ async def test_the_queue_restarted_mid_job_gets_the_result_after_reconnect(
 
 
 async def test_a_queue_that_accepts_and_closes_at_once_is_not_hammered(
-    queue: LocalQueue, start_worker: StartWorker
+    queue: ScriptedQueue, start_worker: StartWorker
 ) -> None:
     worker = await start_worker()
     for registered in (2, 3, 4):
@@ -303,7 +304,7 @@ async def test_a_queue_that_accepts_and_closes_at_once_is_not_hammered(
 
 
 async def test_payload_url_and_result_upload(
-    queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi, start_worker: StartWorker
+    queue: ScriptedQueue, fake_vllm: FakeVllm, fake_api: FakeApi, start_worker: StartWorker
 ) -> None:
     fake_vllm.behaviour.completion_tokens = 70_000
     payload = {"messages": chat(), "max_tokens": 70_000}
@@ -318,7 +319,7 @@ async def test_payload_url_and_result_upload(
 
 
 async def test_payload_url_redirects_and_failures_are_payload_errors(
-    queue: LocalQueue, fake_api: FakeApi, start_worker: StartWorker
+    queue: ScriptedQueue, fake_api: FakeApi, start_worker: StartWorker
 ) -> None:
     fake_api.documents["/moved"] = (302, b"", {"Location": f"{fake_api.url}/payloads/1"})
     await start_worker(CASOLA_MAX_JOBS=2, CASOLA_PAYLOAD_ALLOWED_HOSTS=f"127.0.0.1:{fake_api.server_port}")
@@ -332,7 +333,7 @@ async def test_payload_url_redirects_and_failures_are_payload_errors(
 
 
 async def test_payload_urls_inside_the_host_are_refused_unless_allowed(
-    queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi, start_worker: StartWorker
+    queue: ScriptedQueue, fake_vllm: FakeVllm, fake_api: FakeApi, start_worker: StartWorker
 ) -> None:
     fake_vllm.behaviour.completion_tokens = 70_000  # a result large enough to upload
     fake_api.documents["/payloads/1"] = (200, json.dumps({"messages": chat(), "max_tokens": 70_000}).encode(), {})
@@ -360,7 +361,7 @@ async def test_payload_urls_inside_the_host_are_refused_unless_allowed(
 
 
 async def test_heartbeats_carry_status_and_bearer_token(
-    queue: LocalQueue, fake_api: FakeApi, start_worker: StartWorker
+    queue: ScriptedQueue, fake_api: FakeApi, start_worker: StartWorker
 ) -> None:
     worker = await start_worker()
     await asyncio.to_thread(fake_api.wait_for_status, "running")
@@ -372,7 +373,7 @@ async def test_heartbeats_carry_status_and_bearer_token(
 
 
 async def test_a_failing_heartbeat_api_never_stops_the_worker(
-    queue: LocalQueue, fake_api: FakeApi, start_worker: StartWorker
+    queue: ScriptedQueue, fake_api: FakeApi, start_worker: StartWorker
 ) -> None:
     fake_api.status = 500
     worker = await start_worker()
@@ -384,7 +385,7 @@ async def test_a_failing_heartbeat_api_never_stops_the_worker(
 
 
 async def test_drain_finishes_the_running_job_and_refuses_new_ones(
-    queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi, start_worker: StartWorker
+    queue: ScriptedQueue, fake_vllm: FakeVllm, fake_api: FakeApi, start_worker: StartWorker
 ) -> None:
     fake_vllm.behaviour.delay = 0.5
     worker = await start_worker(CASOLA_MAX_JOBS=2, CASOLA_SHUTDOWN_GRACE_PERIOD=5)
@@ -402,7 +403,7 @@ async def test_drain_finishes_the_running_job_and_refuses_new_ones(
 
 
 async def test_jobs_left_when_the_grace_period_ends(
-    queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi, start_worker: StartWorker
+    queue: ScriptedQueue, fake_vllm: FakeVllm, fake_api: FakeApi, start_worker: StartWorker
 ) -> None:
     fake_vllm.behaviour.hang = True
     worker = await start_worker(CASOLA_MAX_JOBS=2, CASOLA_SHUTDOWN_GRACE_PERIOD=0.3)
@@ -418,7 +419,7 @@ async def test_jobs_left_when_the_grace_period_ends(
 
 
 async def test_vllm_death_fails_transient_jobs_and_reports_error(
-    queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi, start_worker: StartWorker
+    queue: ScriptedQueue, fake_vllm: FakeVllm, fake_api: FakeApi, start_worker: StartWorker
 ) -> None:
     fake_vllm.behaviour.hang = True
     worker = await start_worker()
@@ -435,7 +436,7 @@ async def test_vllm_death_fails_transient_jobs_and_reports_error(
 
 
 async def test_a_queue_refusing_the_token_is_fatal(
-    queue: LocalQueue, fake_api: FakeApi, start_worker: StartWorker
+    queue: ScriptedQueue, fake_api: FakeApi, start_worker: StartWorker
 ) -> None:
     from http import HTTPStatus
 
@@ -447,7 +448,7 @@ async def test_a_queue_refusing_the_token_is_fatal(
 
 
 async def test_vllm_never_ready_reports_error(
-    queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi, start_worker: StartWorker
+    queue: ScriptedQueue, fake_vllm: FakeVllm, fake_api: FakeApi, start_worker: StartWorker
 ) -> None:
     fake_vllm.behaviour.healthy = False
     worker = await start_worker(wait_registered=False, VLLM_STARTUP_TIMEOUT=0.5)
@@ -458,7 +459,7 @@ async def test_vllm_never_ready_reports_error(
 
 
 async def test_a_frozen_queue_is_noticed_within_the_keepalive(
-    queue: LocalQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+    queue: ScriptedQueue, fake_vllm: FakeVllm, start_worker: StartWorker
 ) -> None:
     fake_vllm.behaviour.delay = 6.0  # the job ends after the worker noticed (a result written into the frozen socket
     await start_worker(CASOLA_QUEUE_KEEPALIVE=3)  # before that would be lost: the protocol has no acknowledgement)
@@ -470,7 +471,7 @@ async def test_a_frozen_queue_is_noticed_within_the_keepalive(
 
 
 async def test_a_secret_quoted_by_vllm_leaves_in_no_frame_and_no_heartbeat(
-    queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi, start_worker: StartWorker
+    queue: ScriptedQueue, fake_vllm: FakeVllm, fake_api: FakeApi, start_worker: StartWorker
 ) -> None:
     key = "vllm-key-5ecret-0042"
     worker = await start_worker(VLLM_API_KEY=key)
