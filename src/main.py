@@ -54,49 +54,49 @@ class Container(containers.DeclarativeContainer):
     """Wires the ports to their adapters; only this module and tests touch it."""
 
     settings = providers.Dependency(instance_of=VllmSettings)
-    setting = settings.provided
+    given = settings.provided  # the settings, as each provider takes them
     http = providers.Resource(http_client)
     vllm = providers.Resource(
-        vllm_client, setting.vllm_base_url, setting.vllm_api_key, setting.vllm_connections, setting.vllm_read_timeout
+        vllm_client, given.vllm_base_url, given.vllm_api_key, given.vllm_connections, given.vllm_read_timeout
     )
     inference = providers.Singleton(HttpInference, vllm)
-    openai = providers.Resource(openai_client, setting.vllm_base_url, setting.vllm_api_key, setting.request_timeout)
+    openai = providers.Resource(openai_client, given.vllm_base_url, given.vllm_api_key, given.request_timeout)
     typed_inference = providers.Singleton(openai_inference, openai)  # check-vllm: the official client's view
     probe = providers.Singleton(HttpVllmProbe, vllm)
-    diagnostics = providers.Factory(Diagnostics, probe, typed_inference, setting.VLLM_SERVED_MODEL_NAME)
-    secrets = setting.secrets.call()
+    diagnostics = providers.Factory(Diagnostics, probe, typed_inference, given.VLLM_SERVED_MODEL_NAME)
+    secrets = given.secrets.call()
     metrics = providers.Singleton(PrometheusMetrics)
     queue = providers.Singleton(
         WebSocketQueue,
-        setting.queue_url,
-        setting.api_token,
-        keepalive=setting.CASOLA_QUEUE_KEEPALIVE,
+        given.queue_url,
+        given.api_token,
+        keepalive=given.CASOLA_QUEUE_KEEPALIVE,
         secrets=secrets,
         metrics=metrics,
     )
     heartbeats = providers.Singleton(
         HttpHeartbeats,
         http,
-        setting.CASOLA_API_URL,
-        setting.api_token,
-        setting.CASOLA_INSTANCE_ID,
-        setting.CASOLA_QUEUE_ID,
+        given.CASOLA_API_URL,
+        given.api_token,
+        given.CASOLA_INSTANCE_ID,
+        given.CASOLA_QUEUE_ID,
         secrets,
         metrics,
     )
-    payload_http = providers.Resource(payload_client, setting.payload_policy)
-    payloads = providers.Singleton(HttpPayloadStore, payload_http, setting.CASOLA_PAYLOAD_TIMEOUT, metrics=metrics)
-    models = providers.Singleton(ServedModels, probe, setting.VLLM_SERVED_MODEL_NAME)
-    limits = providers.Factory(PayloadLimits, setting.CASOLA_MAX_CHOICES)
+    payload_http = providers.Resource(payload_client, given.payload_policy)
+    payloads = providers.Singleton(HttpPayloadStore, payload_http, given.CASOLA_PAYLOAD_TIMEOUT, metrics=metrics)
+    models = providers.Singleton(ServedModels, probe, given.VLLM_SERVED_MODEL_NAME)
+    limits = providers.Factory(PayloadLimits, given.CASOLA_MAX_CHOICES)
     runner = providers.Singleton(
-        JobRunner, inference, payloads, models, setting.CASOLA_JOB_TIMEOUT, limits, metrics=metrics
+        JobRunner, inference, payloads, models, given.CASOLA_JOB_TIMEOUT, limits, metrics=metrics
     )
     timings = providers.Object(Timings())
     service = providers.Singleton(WorkerService, settings, queue, heartbeats, probe, runner, timings, metrics=metrics)
     gpu = providers.Singleton(NvidiaSmi)
-    gpu_check = providers.Factory(GpuCheck, gpu, setting.gpu_expectations)
+    gpu_check = providers.Factory(GpuCheck, gpu, given.gpu_expectations)
     launcher = providers.Singleton(SubprocessLauncher)
-    supervisor = providers.Singleton(VllmSupervisor, launcher, setting.vllm_command, setting.VLLM_STOP_TIMEOUT)
+    supervisor = providers.Singleton(VllmSupervisor, launcher, given.vllm_command, given.VLLM_STOP_TIMEOUT)
 
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -227,7 +227,7 @@ def dev(
 
 
 async def serve_dev(settings: VllmSettings, host: str, port: int, http_port: int, timeout: float) -> int:
-    from adapters.openai_front import OpenAIFront  # aiohttp's server: only `dev` loads it
+    from adapters.openai_front import OpenAIFront  # the REST front: only `dev` loads it
 
     async def serve(container: Container) -> int:
         probe: HttpVllmProbe = await container.probe()  # type: ignore[misc]

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 
 from application.job_context import current_job_id
 from application.secrets import secret_values
-from domain.untrusted import escape_controls, shown, without_secrets
+from domain.untrusted import escape_controls, loggable, without_secrets
 
 NOISY_LOGGERS = ("httpx", "httpcore", "httpx2", "openai", "websockets", "asyncio")
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -67,7 +67,7 @@ class JsonFormatter(UtcFormatter):
         stamp, message, details = self.parts(record)
         line = {"ts": stamp, "level": record.levelname.lower(), "logger": record.name, "message": message}
         if (job_id := current_job_id.get()) is not None:
-            line["job_id"] = shown(job_id, 256)
+            line["job_id"] = loggable(job_id, 256)
         if details:
             line["error"] = details
         return json.dumps(line)

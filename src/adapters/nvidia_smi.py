@@ -6,7 +6,7 @@ import shutil
 
 from application.ports import GpuQuery
 from domain.gpu import GPU_QUERY
-from domain.untrusted import shown
+from domain.untrusted import loggable
 
 TIME_LIMIT = 15.0
 
@@ -37,5 +37,5 @@ class NvidiaSmi:
             return GpuQuery(error=f"nvidia-smi did not answer within {self.time_limit:g} s")
         if process.returncode != 0:
             said = (err or out).decode(errors="replace").strip().splitlines()
-            return GpuQuery(error=f"nvidia-smi failed (exit {process.returncode}): {shown(said[0] if said else '')}")
+            return GpuQuery(error=f"nvidia-smi failed (exit {process.returncode}): {loggable(said[0] if said else '')}")
         return GpuQuery(rows=out.decode(errors="replace"))

@@ -16,7 +16,7 @@ from application.metrics import NO_METRICS
 from application.ports import QueueRejected, WorkerMetrics
 from domain.frames import OutboundFrame, encode
 from domain.outbox import Outbox
-from domain.untrusted import shown, without_credentials
+from domain.untrusted import loggable, without_credentials
 
 log = logging.getLogger("worker.queue")
 
@@ -181,7 +181,7 @@ class WebSocketQueue:
                 writer.cancel()
                 self._connection = None
         except ConnectionClosed as closed:
-            log.warning("queue: connection closed (%s)", shown(closed.rcvd) if closed.rcvd else "no close frame")
+            log.warning("queue: connection closed (%s)", loggable(closed.rcvd) if closed.rcvd else "no close frame")
         if not self._closing.is_set():
             log.warning("queue: disconnected")
 

@@ -10,7 +10,7 @@ from domain import frames, rules
 from domain.frames import OutboundFrame
 from domain.jobs import Job
 from domain.rules import Failure
-from domain.untrusted import WarningBudget, shown
+from domain.untrusted import WarningBudget, loggable
 from domain.worker import Command, Send, Worker
 
 log = logging.getLogger("worker")
@@ -38,7 +38,7 @@ class QueueLink:
             Job: lambda job: self.execute(self.worker.receive(job, self.clock())),
             frames.JobRevoked: lambda revoked: self.execute(self.worker.revoke(revoked.job_id, revoked.reason)),
             frames.BadJob: lambda bad: self.execute(self.worker.refuse_bad(bad)),
-            frames.QueueError: lambda error: self.warn("queue reports an error: %s", shown(error.message)),
+            frames.QueueError: lambda error: self.warn("queue reports an error: %s", loggable(error.message)),
         }
 
     async def run(self) -> None:
@@ -68,12 +68,12 @@ class QueueLink:
         try:
             frame = frames.parse_frame(message)
         except frames.MalformedFrame as malformed:
-            self.warn("queue: skipped malformed frame (%s): %s", shown(malformed), shown(message))
+            self.warn("queue: skipped malformed frame (%s): %s", loggable(malformed), loggable(message))
             return
         self._handlers.get(type(frame), self._on_unknown)(frame)
 
     def _on_unknown(self, frame: Any) -> None:
-        if (kind := shown(frame.type, 80)) not in self._unknown_types:
+        if (kind := loggable(frame.type, 80)) not in self._unknown_types:
             if len(self._unknown_types) < UNKNOWN_TYPES_REMEMBERED:
                 self._unknown_types.add(kind)
             self.warn("queue: ignoring frames of unknown type %s", kind)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from application.ports import VllmProbe
 from domain.errors import ErrorCategory, JobFailed
-from domain.untrusted import shown
+from domain.untrusted import loggable
 
 DEFAULT_NAMES = (None, "default")
 
@@ -37,9 +37,9 @@ class ServedModels:
             await self._refresh()
         if requested in self.names:
             return requested
-        served = shown(", ".join(sorted(self.names)), 300)
+        served = loggable(", ".join(sorted(self.names)), 300)
         raise JobFailed(
-            ErrorCategory.INVALID_PAYLOAD, f"model: {shown(requested, 100)} is not served here; served: {served}"
+            ErrorCategory.INVALID_PAYLOAD, f"model: {loggable(requested, 100)} is not served here; served: {served}"
         )
 
     async def _refresh(self) -> None:

@@ -19,7 +19,7 @@ from application.vllm_watch import VllmWatch
 from domain import frames, rules
 from domain.errors import ErrorCategory
 from domain.rules import Failure, HeartbeatStatus, ShutdownStep, Thresholds
-from domain.untrusted import shown, without_secrets
+from domain.untrusted import loggable, without_secrets
 from domain.worker import CancelJob, Command, Ignored, PauseReason, RunningJob, Send, StartJob, Worker, WorkerState
 
 log = logging.getLogger("worker")
@@ -92,7 +92,7 @@ class WorkerService:
     def readiness(self) -> tuple[bool, str]:
         """Whether the worker can take jobs (vLLM ready and registered with the queue), else why not."""
         if self.failure is not None:  # a vLLM log line can quote a secret: none leaves through /readyz
-            return False, f"failed: {shown(without_secrets(self.failure.message, self._secrets), 300)}"
+            return False, f"failed: {loggable(without_secrets(self.failure.message, self._secrets), 300)}"
         if not self._vllm_ready:
             return False, "waiting for vLLM to be ready"
         if not self.vllm.health.healthy:

@@ -1,4 +1,4 @@
-"""The worker's configuration, read from the environment, with the seed's defaults."""
+"""The worker's configuration, read from the environment, with the defaults its first README promised."""
 
 import ipaddress
 import os
@@ -109,7 +109,7 @@ class GpuSettings(BaseSettings):
 
 
 class Settings(VllmSettings, GpuSettings):
-    """Every variable of the seed README, plus the worker's own."""
+    """Every variable the worker takes (see the README)."""
 
     CASOLA_WS_URL: str
     CASOLA_CONFIG_ID: Annotated[str, Field(min_length=1)]
@@ -287,6 +287,6 @@ def describe(error: ValidationError) -> str:
         elif not item["loc"]:
             problems.append(item["msg"].removeprefix("Value error, "))
         else:
-            shown = "***" if is_secret_name(name) else without_credentials(repr(item["input"]))
-            problems.append(f"{name}={shown}: {item['msg'].removeprefix('Value error, ')}")
+            loggable = "***" if is_secret_name(name) else without_credentials(repr(item["input"]))
+            problems.append(f"{name}={loggable}: {item['msg'].removeprefix('Value error, ')}")
     return "; ".join(problems)

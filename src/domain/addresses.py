@@ -3,7 +3,7 @@
 import ipaddress
 from dataclasses import dataclass
 
-from domain.untrusted import shown
+from domain.untrusted import loggable
 
 ALLOW_VARIABLE = "CASOLA_PAYLOAD_ALLOWED_HOSTS"
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -33,7 +33,7 @@ class AddressPolicy:
         kind = non_public_kind(ipaddress.ip_address(address.split("%")[0]))
         if kind is None:
             return None
-        where = f"{address} is" if _same_host(host, address) else f"host {shown(host, 100)} resolves to"
+        where = f"{address} is" if _same_host(host, address) else f"host {loggable(host, 100)} resolves to"
         return f"{where} a {kind} address, refused (the operator can allow it with {ALLOW_VARIABLE})"
 
 

@@ -12,7 +12,7 @@ import msgspec
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from domain.jobs import Job, JobMode
-from domain.untrusted import shown
+from domain.untrusted import loggable
 from domain.validation_errors import describe_validation_error
 
 MAX_FENCE_TOKEN = 2**63 - 1  # int64, as the queue stores it
@@ -152,7 +152,7 @@ def _bad_job(data: dict[str, Any], reason: str) -> BadJob | None:
     if job_id is None or mode is None:
         return None
     fence_token = _readable(_FENCE_TOKEN, data.get("fence_token"))
-    return BadJob(job_id, JobMode(mode), fence_token or 0, shown(reason, 500))
+    return BadJob(job_id, JobMode(mode), fence_token or 0, loggable(reason, 500))
 
 
 def _readable(field: TypeAdapter[T], value: Any) -> T | None:

@@ -1,10 +1,10 @@
-"""Strings from the queue and from payload URLs: shown shortened and escaped, never raw."""
+"""Strings from the queue and from payload URLs: loggable shortened and escaped, never raw."""
 
 import hashlib
 import re
 from collections.abc import Iterable
 
-SHOWN_LIMIT = 200
+LOGGABLE_LIMIT = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _URL_USERINFO = re.compile(r"(?<=://)[^/\s@]*@")
 _SECRET_QUERY = re.compile(r"(?i)([?&][^=&\s]*(?:token|key|secret|password|auth|sig)[^=&\s]*=)[^&\s#]*")
@@ -22,8 +22,9 @@ def without_credentials(text: str) -> str:
     return _SECRET_QUERY.sub(r"\1***", _URL_USERINFO.sub("***@", text))
 
 
-def shown(value: object, limit: int = SHOWN_LIMIT) -> str:
-    """`value` as one printable line of at most about `limit` characters: control characters escaped."""
+def loggable(value: object, limit: int = LOGGABLE_LIMIT) -> str:
+    """`value` fit for a log line: shortened to about `limit` characters, control characters escaped, credentials in
+    URLs stripped."""
     text = value if isinstance(value, str) else repr(value)
     escaped = escape_controls(without_credentials(text[: limit + 100])[:limit])
     return escaped if len(text) <= limit else f"{escaped}... ({len(text)} chars)"

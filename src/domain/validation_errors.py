@@ -4,7 +4,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from domain.untrusted import shown
+from domain.untrusted import loggable
 
 UNKNOWN_FIELD = "unknown field, refused rather than dropped (a vLLM field the worker does not model goes in extra_body)"
 _MISMATCH = ("_type", "literal_error", "_parsing")
@@ -28,7 +28,7 @@ def describe_validation_error(error: ValidationError, echo: bool = True) -> str:
 def _field(loc: tuple[int | str, ...]) -> str:
     """The field's path without the union members pydantic names (`list[str]`, `function-after[...]`, `Tool`)."""
     parts = [str(part) for part in loc if part != "[key]" and not _is_union_member(part)]
-    return shown(".".join(parts), 100)
+    return loggable(".".join(parts), 100)
 
 
 def _is_union_member(part: int | str) -> bool:
@@ -62,4 +62,4 @@ def _joined(field: str, messages: list[str]) -> str:
 
 
 def _echoed(value: Any) -> str:
-    return shown(repr(value[:100] if isinstance(value, str) else value), 60)
+    return loggable(repr(value[:100] if isinstance(value, str) else value), 60)

@@ -13,10 +13,10 @@ from domain.errors import JobFailed
 from domain.frames import MalformedFrame, parse_frame
 from domain.kinds import CHAT, EMBEDDINGS
 from domain.request_body import request_body, validate_payload
-from domain.untrusted import SHOWN_LIMIT, shown
+from domain.untrusted import LOGGABLE_LIMIT, loggable
 from tests.unit.test_service import Bed, bed
 
-QUICK = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+THOROUGH = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 texts = st.text(alphabet=st.characters(codec=None), max_size=300) | st.sampled_from(
     ["\n", "\x1b[31m", "\x00", "\ud800"]
 )
@@ -37,7 +37,7 @@ def dumped(value: Any) -> str:
     return json.dumps(value, allow_nan=True)
 
 
-@QUICK
+@THOROUGH
 @given(st.one_of(texts, st.binary(max_size=300), deep, json_values.map(dumped), frame_like.map(dumped)))
 def test_the_parser_raises_only_malformed_frame(text: str | bytes) -> None:
     try:
@@ -46,7 +46,7 @@ def test_the_parser_raises_only_malformed_frame(text: str | bytes) -> None:
         assert len(str(malformed)) < 10_000
 
 
-@QUICK
+@THOROUGH
 @given(
     st.dictionaries(
         st.sampled_from(["messages", "temperature", "max_tokens", "stop", "input", "extra_body"]) | texts, json_values
@@ -60,10 +60,10 @@ def test_payload_validation_raises_only_job_failed_with_a_bounded_reason(payload
             assert len(str(failed)) < 20_000
 
 
-@QUICK
+@THOROUGH
 @given(st.one_of(texts, json_values, st.binary(max_size=100)), st.integers(min_value=10, max_value=500))
 def test_shown_is_one_bounded_line(value: object, limit: int) -> None:
-    text = shown(value, limit)
+    text = loggable(value, limit)
     assert "\n" not in text and "\x1b" not in text and "\x00" not in text
     assert len(text) <= 6 * limit + 40  # each character escaped at most as \\uXXXX, plus the length note
     text.encode("utf-8")
@@ -84,4 +84,4 @@ async def test_the_message_handler_takes_anything_and_the_log_stays_bounded(
             running.service._group = jobs
             for message in messages:
                 running.queue.deliver(message)
-    assert sum(len(record.getMessage()) for record in caplog.records) < len(messages) * 4 * (SHOWN_LIMIT + 600)
+    assert sum(len(record.getMessage()) for record in caplog.records) < len(messages) * 4 * (LOGGABLE_LIMIT + 600)

@@ -27,7 +27,7 @@ from tests.fakes.memory import (
     ManualClock,
 )
 
-QUICK = Timings(health_interval=0.01, readiness_interval=0.01, flush_timeout=0.1, settle_timeout=1.0)
+FAST_TIMINGS = Timings(health_interval=0.01, readiness_interval=0.01, flush_timeout=0.1, settle_timeout=1.0)
 
 
 @dataclass
@@ -70,7 +70,7 @@ def bed(queue: FakeQueue | None = None, **variables: Any) -> Bed:
     heartbeats, probe, inference, clock = FakeHeartbeats(), FakeProbe(), FakeInference(), ManualClock()
     models = ServedModels(probe, settings.VLLM_SERVED_MODEL_NAME)
     runner = JobRunner(inference, FakePayloads(), models, settings.CASOLA_JOB_TIMEOUT)
-    service = WorkerService(settings, queue, heartbeats, probe, runner, QUICK, clock=clock)
+    service = WorkerService(settings, queue, heartbeats, probe, runner, FAST_TIMINGS, clock=clock)
     return Bed(service, queue, heartbeats, probe, inference, clock)
 
 
