@@ -110,7 +110,7 @@ class VllmClient:
     ) -> Answer:
         try:
             response = await session.request(method, f"{self.base_url}{path}", data=body, headers=headers)
-        except aiohttp.ServerTimeoutError:
+        except aiohttp.SocketTimeoutError:  # the read timeout; a connect timeout is no answer, tried once more
             raise BrokenAnswer(f"vLLM sent nothing for {self.read_timeout:g} s (VLLM_READ_TIMEOUT)") from None
         except aiohttp.ClientConnectionError as error:
             raise NoAnswer(described(error)) from None
@@ -119,7 +119,7 @@ class VllmClient:
         async with response:
             try:
                 return Answer(response.status, await response.read())
-            except aiohttp.ServerTimeoutError:
+            except aiohttp.SocketTimeoutError:
                 raise BrokenAnswer(f"vLLM's answer stalled for {self.read_timeout:g} s (VLLM_READ_TIMEOUT)") from None
             except aiohttp.ClientError as error:
                 raise BrokenAnswer(described(error)) from None
