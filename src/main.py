@@ -92,7 +92,9 @@ class Container(containers.DeclarativeContainer):
         JobRunner, inference, payloads, models, given.CASOLA_JOB_TIMEOUT, limits, metrics=metrics
     )
     timings = providers.Object(Timings())
-    service = providers.Singleton(WorkerService, settings, queue, heartbeats, probe, runner, timings, metrics=metrics)
+    service = providers.Singleton(
+        WorkerService, settings, queue, heartbeats, probe, runner, timings, metrics=metrics, secrets=secrets
+    )
     gpu = providers.Singleton(NvidiaSmi)
     gpu_check = providers.Factory(GpuCheck, gpu, given.gpu_expectations)
     launcher = providers.Singleton(SubprocessLauncher)

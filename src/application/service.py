@@ -40,6 +40,7 @@ class WorkerService:
         thresholds: Thresholds | None = None,
         clock: Callable[[], float] = time.monotonic,
         metrics: WorkerMetrics = NO_METRICS,
+        secrets: list[str] | None = None,
     ) -> None:
         self.settings = settings
         self.queue = queue
@@ -72,7 +73,7 @@ class WorkerService:
         self._failed = asyncio.Event()
         self._vllm_ready = False
         self.metrics = metrics
-        self._secrets = settings.secrets()
+        self._secrets = secrets or []  # the container's one list: none leaves through /readyz
         self.vllm = VllmWatch(probe, self.worker, settings, self.thresholds, self._execute, self.fail)
         self.vllm_said, self.vllm_exited = self.vllm.said, self.vllm.exited
         self.link = QueueLink(queue, self.worker, clock, metrics, self._execute, self.fail)

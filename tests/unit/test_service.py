@@ -70,7 +70,9 @@ def bed(queue: FakeQueue | None = None, **variables: Any) -> Bed:
     heartbeats, probe, inference, clock = FakeHeartbeats(), FakeProbe(), FakeInference(), ManualClock()
     models = ServedModels(probe, settings.VLLM_SERVED_MODEL_NAME)
     runner = JobRunner(inference, FakePayloads(), models, settings.CASOLA_JOB_TIMEOUT)
-    service = WorkerService(settings, queue, heartbeats, probe, runner, FAST_TIMINGS, clock=clock)
+    service = WorkerService(
+        settings, queue, heartbeats, probe, runner, FAST_TIMINGS, clock=clock, secrets=settings.secrets()
+    )
     return Bed(service, queue, heartbeats, probe, inference, clock)
 
 
