@@ -93,7 +93,7 @@ tell_worker_vllm_exited() {
   fi
 }
 
-# group_members PGID: the live processes of that process group.
+# group_members PGID [STATES]: the live processes of that process group (only those in STATES, e.g. Tt, if given).
 group_members() {
   local stat pid rest
   for stat in /proc/[0-9]*/stat; do
@@ -101,7 +101,7 @@ group_members() {
     pid=${rest%% *}
     rest=${rest##*) }
     read -r -a rest <<<"$rest"
-    [[ ${rest[2]} == "$1" && ${rest[0]} != Z ]] && echo "$pid"
+    [[ ${rest[2]} == "$1" && ${rest[0]} != Z && ${2:-${rest[0]}} == *"${rest[0]}"* ]] && echo "$pid"
   done
   return 0
 }
@@ -122,7 +122,12 @@ nothing_left() {
 }
 
 stop_group() {
-  local pid=$1 name=$2 timeout=$3
+  local pid=$1 name=$2 timeout=$3 stopped
+  stopped=$(group_members "$pid" Tt)
+  if [[ -n $stopped ]]; then # a stopped process (SIGSTOP, a hung engine) cannot act on SIGTERM: no waiting
+    log "$name has stopped processes ($(echo "$stopped" | tr '\n' ' ')): SIGKILL"
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  fi
   if running "$pid"; then
     log "stopping $name (pid $pid): SIGTERM"
     kill -TERM -- "-$pid" 2>/dev/null || true

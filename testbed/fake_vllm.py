@@ -32,6 +32,9 @@ class Behaviour:
     tool_calling: bool = True  # False: tools are refused as by a vLLM without --tool-call-parser
     aliases: list[str] = field(default_factory=list)  # more names in /v1/models (LoRA adapters, ...)
     waiting: int = 0  # vllm:num_requests_waiting in /metrics
+    # Held requests (`hang`, `delay`) with `generating` show their tokens advancing at each /metrics read, as a long
+    # generation does; without it their counters stay frozen, as a hung engine's do (its /health still 200).
+    generating: bool = False
 
 
 GENERATE_ROUTES = ("/v1/chat/completions", "/v1/completions")
@@ -47,6 +50,7 @@ class Record:
     peak_running: int = 0
     health_checks: int = 0
     metrics_reads: int = 0
+    tokens: int = 0  # vllm:prompt_tokens_total plus vllm:generation_tokens_total
 
 
 class FakeVllm(ThreadingHTTPServer):
@@ -111,9 +115,13 @@ class Handler(BaseHTTPRequestHandler):
             record = self.server.record
             record.metrics_reads += 1
             model, waiting = self.server.served_model, self.server.behaviour.waiting
+            if self.server.behaviour.generating:
+                record.tokens += record.running
             text = (
                 f'vllm:num_requests_running{{model_name="{model}"}} {record.running}\n'
                 f'vllm:num_requests_waiting{{model_name="{model}"}} {waiting}\n'
+                f'vllm:prompt_tokens_total{{model_name="{model}"}} {record.tokens}\n'
+                f'vllm:generation_tokens_total{{model_name="{model}"}} 0\n'
             )
             self._send(200, text.encode(), "text/plain")
         else:
@@ -162,6 +170,7 @@ class Handler(BaseHTTPRequestHandler):
             message = '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'
             self._json(400, {"error": {"message": message, "type": "BadRequestError", "code": 400}})
         else:
+            self.server.record.tokens += behaviour.completion_tokens + 1
             self._json(200, ANSWERS[self.path](body, body.get("model", ""), behaviour.completion_tokens))
 
     def _wait(self, delay: float) -> bool:

@@ -28,6 +28,7 @@ STATUS_OF: dict[str, int] = {
     ErrorCategory.INFERENCE_ERROR: 500,
     ErrorCategory.INFERENCE_TIMEOUT: 504,
     ErrorCategory.VLLM_UNAVAILABLE: 503,
+    ErrorCategory.VLLM_STALLED: 503,
     ErrorCategory.SHUTTING_DOWN: 503,
     ErrorCategory.OVER_CAPACITY: 429,
 }

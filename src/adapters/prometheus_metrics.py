@@ -92,6 +92,7 @@ class PrometheusMetrics:
         self.job_metrics = JobMetrics()
         registry.register(self.job_metrics)
         self.reconnects = Counter(f"{prefix}queue_reconnects", "Queue connections after the first", registry=registry)
+        self.stalls = Counter(f"{prefix}vllm_stalls", "Times vLLM held requests with no progress", registry=registry)
         self.dropped = Counter(f"{prefix}frames_dropped", "Frames dropped from a full outbox", registry=registry)
         self.heartbeats_failed = Counter(f"{prefix}heartbeats_failed", "Heartbeats not accepted", registry=registry)
         self.renewals = Counter(f"{prefix}lease_renewals", "job_progress frames sent", registry=registry)
@@ -116,6 +117,9 @@ class PrometheusMetrics:
 
     def lease_renewed(self) -> None:
         self.renewals.inc()
+
+    def vllm_stalled(self) -> None:
+        self.stalls.inc()
 
     def payload_bytes(self, direction: str, count: int) -> None:
         self.payload.labels(direction).inc(count)

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable
+from pathlib import Path
 
 log = logging.getLogger("worker.launcher")
 
@@ -40,6 +41,9 @@ class SubprocessProcess:
         return code
 
     async def stop(self, timeout: float) -> int:
+        if stopped := stopped_in_group(self.process.pid):  # a stopped process cannot act on SIGTERM: no waiting
+            log.warning("vLLM's processes %s are stopped (SIGSTOP): SIGKILL", ", ".join(map(str, stopped)))
+            self._signal_group(signal.SIGKILL)
         if self.process.returncode is None:
             self._signal_group(signal.SIGTERM)
             try:
@@ -55,6 +59,18 @@ class SubprocessProcess:
     def _signal_group(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, sig)
+
+
+def stopped_in_group(group: int) -> list[int]:
+    """The processes of process group `group` that are stopped (state T or t in /proc), on Linux."""
+    stopped = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pid, rest = stat.read_text().split(" (", 1)
+            state, _, pgrp = rest.rsplit(") ", 1)[1].split()[:3]
+            if int(pgrp) == group and state in ("T", "t"):
+                stopped.append(int(pid))
+    return sorted(stopped)
 
 
 class SubprocessLauncher:

@@ -42,6 +42,8 @@ class JobRunner:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.clock = clock
+        self.in_flight = 0  # requests to vLLM now: what the stall watch looks at
+        self.finished = 0
         self.metrics = metrics
         self.inference = inference
         self.payloads = payloads
@@ -70,10 +72,23 @@ class JobRunner:
         valid = validate_payload(kind.payload, payload, job.payload_url is None, self.limits)  # fetched: not echoed
         body = request_body(valid, await self.models.resolve(valid.request.model))
         try:
-            output = await self.inference.infer(kind.route, body, job.job_id)
+            output = await self._inferred(kind.route, body, job.job_id)
         except InferenceRejected as rejected:
             raise kind.explained(rejected, body) from None
         return results.job_result(kind, job_type, job.config_id, output, self.now())
+
+    async def _inferred(self, route: str, body: dict[str, Any], job_id: str) -> dict[str, Any]:
+        """vLLM's answer, counted: requests in flight now, and those vLLM finished (answered, or refused)."""
+        self.in_flight += 1
+        try:
+            answer = await self.inference.infer(route, body, job_id)
+        except InferenceRejected:
+            self.finished += 1
+            raise
+        finally:
+            self.in_flight -= 1
+        self.finished += 1
+        return answer
 
     async def report(self, job: Job, fence_token: int, outcome: Outcome, started_at: float) -> OutboundFrame:
         """The frame that reports the outcome, and the job counted in the metrics."""

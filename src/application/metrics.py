@@ -22,6 +22,9 @@ class NoMetrics:
     def lease_renewed(self) -> None:
         pass
 
+    def vllm_stalled(self) -> None:
+        pass
+
     def payload_bytes(self, direction: str, count: int) -> None:
         pass
 

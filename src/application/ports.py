@@ -100,6 +100,8 @@ class WorkerMetrics(Protocol):
 
     def lease_renewed(self) -> None: ...
 
+    def vllm_stalled(self) -> None: ...
+
     def payload_bytes(self, direction: str, count: int) -> None:
         """`direction`: `fetched` or `uploaded`."""
 

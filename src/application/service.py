@@ -74,7 +74,7 @@ class WorkerService:
         self._vllm_ready = False
         self.metrics = metrics
         self._secrets = secrets or []  # the container's one list: none leaves through /readyz
-        self.vllm = VllmWatch(probe, self.worker, settings, self.thresholds, self._execute, self.fail)
+        self.vllm = VllmWatch(probe, self.worker, settings, self.thresholds, self._execute, self.fail, clock, metrics)
         self.vllm_said, self.vllm_exited = self.vllm.said, self.vllm.exited
         self.link = QueueLink(queue, self.worker, clock, metrics, self._execute, self.fail)
         self._observe(metrics)
@@ -142,6 +142,8 @@ class WorkerService:
             loops.append(self.vllm.health_loop(self.timings.health_interval))
             if self.settings.CASOLA_BACKPRESSURE_CHECK_INTERVAL > 0:
                 loops.append(self.vllm.backpressure_loop())
+            if self.settings.CASOLA_VLLM_STALL_TIMEOUT > 0:
+                loops.append(self.vllm.stall_loop(lambda: (self.runner.in_flight, self.runner.finished)))
             background = [group.create_task(loop) for loop in loops]
             self._heartbeat_task = background[1]
             await sleep_unless(self._shutdown, self._failed)

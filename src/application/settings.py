@@ -125,6 +125,7 @@ class Settings(VllmSettings, GpuSettings):
     CASOLA_RENEW_LEASE_AFTER: Seconds | None = None
     CASOLA_SHUTDOWN_GRACE_PERIOD: Annotated[float, Field(ge=0)] = 5.0
     CASOLA_JOB_TIMEOUT: Seconds = 600.0
+    CASOLA_VLLM_STALL_TIMEOUT: Annotated[float, Field(ge=0)] = 120.0
 
     VLLM_STARTUP_TIMEOUT: Seconds = 120.0
     VLLM_STOP_TIMEOUT: Seconds = 30.0

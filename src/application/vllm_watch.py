@@ -1,15 +1,17 @@
-"""vLLM as the running worker sees it: /health every interval, its waiting requests against the backpressure
-thresholds, and its output lines; each says what the worker must do through the state machine's commands."""
+"""vLLM as the running worker sees it: /health every interval, its progress on the requests it holds, its waiting
+requests against the backpressure thresholds, and its output lines; each says what the worker must do through the
+state machine's commands."""
 
 import asyncio
 import logging
 from collections.abc import Callable
 
-from application.ports import VllmProbe
+from application.ports import VllmProbe, WorkerMetrics
 from application.settings import Settings
 from domain import rules
 from domain.errors import InferenceRejected, InferenceUnavailable
 from domain.rules import Backpressure, Failure, HealthWatch, Thresholds
+from domain.stall import TOKEN_COUNTERS, StallWatch
 from domain.vllm import LogVerdict, classify_log_line, gauge
 from domain.worker import Command, PauseReason, Worker
 
@@ -26,9 +28,11 @@ class VllmWatch:
         thresholds: Thresholds,
         execute: Callable[[list[Command]], None],
         fail: Callable[[Failure], None],
+        clock: Callable[[], float],
+        metrics: WorkerMetrics,
     ) -> None:
         self.probe, self.worker, self.settings = probe, worker, settings
-        self.execute, self.fail = execute, fail
+        self.execute, self.fail, self.clock, self.metrics = execute, fail, clock, metrics
         self.health = HealthWatch(thresholds.health_failures_before_down)
         self.backpressure = Backpressure(
             settings.CASOLA_BACKPRESSURE_PAUSE_THRESHOLD, settings.CASOLA_BACKPRESSURE_RESUME_THRESHOLD
@@ -59,6 +63,31 @@ class VllmWatch:
             log.warning("backpressure: %g requests waiting in vLLM: %s", waiting or 0, change)
             reason = PauseReason.BACKPRESSURE
             self.execute(self.worker.pause(reason) if verdict else self.worker.resume(reason))
+
+    async def stall_loop(self, progress: Callable[[], tuple[int, int]]) -> None:
+        """`progress` says the worker's requests in flight and how many vLLM has finished; with vLLM's token
+        counters they tell a hung engine, which /health does not: the worker then ends as for a vLLM that is down."""
+        watch = StallWatch(self.settings.CASOLA_VLLM_STALL_TIMEOUT)
+        while True:
+            await asyncio.sleep(min(5.0, max(0.1, watch.timeout / 4)))
+            in_flight, finished = progress()
+            tokens = await self._tokens() if in_flight else None
+            if watch.observe(self.clock(), in_flight, finished, tokens):
+                log.error("vLLM stalled: %d request(s) held for %g s, none finished, no token generated; its "
+                          "/health still answers: giving up on it", in_flight, watch.timeout)  # fmt: skip
+                self.metrics.vllm_stalled()
+                self.execute(self.worker.vllm_unhealthy())
+                self.fail(rules.vllm_stalled(watch.timeout))
+                return
+
+    async def _tokens(self) -> float | None:
+        """vLLM's prompt and generation tokens so far; None when /metrics cannot be read or does not show them."""
+        try:
+            text = await self.probe.metrics()
+        except (InferenceUnavailable, InferenceRejected):
+            return None
+        counts = [count for name in TOKEN_COUNTERS if (count := gauge(text, name)) is not None]
+        return sum(counts) if counts else None
 
     def said(self, line: str) -> None:
         """One line of vLLM's output (launched by the worker, or relayed in the container): logged as vLLM's,

@@ -9,6 +9,7 @@ class ErrorCategory(StrEnum):
     INFERENCE_ERROR = "inference_error"
     INFERENCE_TIMEOUT = "inference_timeout"
     VLLM_UNAVAILABLE = "vllm_unavailable"
+    VLLM_STALLED = "vllm_stalled"  # vLLM answers /health but makes no progress (CASOLA_VLLM_STALL_TIMEOUT)
     SHUTTING_DOWN = "shutting_down"
     OVER_CAPACITY = "over_capacity"
 

@@ -100,6 +100,15 @@ def on_vllm_exit(code: int) -> Failure:
     return Failure(HeartbeatStatus.ERROR, f"vLLM exited with code {code}")
 
 
+def vllm_stalled(timeout: float) -> Failure:
+    return Failure(
+        HeartbeatStatus.ERROR,
+        f"vLLM stalled: a request held for {timeout:g} s with no request finished and no token generated "
+        "(CASOLA_VLLM_STALL_TIMEOUT); its /health still answers",
+        ErrorCategory.VLLM_STALLED,
+    )
+
+
 def vllm_never_ready(timeout: float) -> Failure:
     return Failure(HeartbeatStatus.ERROR, f"vLLM did not become ready within {timeout:.0f} s (VLLM_STARTUP_TIMEOUT)")
 

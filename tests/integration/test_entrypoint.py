@@ -179,6 +179,25 @@ def test_vllm_ignoring_sigterm_is_killed_after_its_stop_timeout(events: Events) 
     assert_none_survive(events)
 
 
+def test_a_stopped_vllm_is_killed_at_once_not_waited_on(events: Events) -> None:
+    """A SIGSTOPped vLLM (as a hung engine can be) cannot act on SIGTERM: its group gets SIGKILL at once."""
+    process = entrypoint(
+        standin("vllm", events, "--spawn-child"),
+        standin("worker", events, "--exit-after 2 --exit-code 0"),
+        VLLM_STOP_TIMEOUT=600,
+    )
+    events.wait_for("vllm start")
+    events.wait_for("vllm child")
+    for name, event in events.lines():
+        if name == "vllm" and event.split()[0] in ("start", "child"):
+            os.kill(int(event.split()[1]), signal.SIGSTOP)
+    code, stderr = finish(process, 60)  # not the 600 s SIGTERM would be given
+    assert code == 0
+    assert "vLLM has stopped processes" in stderr and "ignored SIGTERM" not in stderr
+    assert "nothing left running" in stderr
+    assert_none_survive(events)
+
+
 def test_vllm_exiting_gives_the_worker_its_grace_period_then_exits_non_zero(events: Events) -> None:
     process = entrypoint(
         standin("vllm", events, "--exit-after 0.5 --exit-code 0"),
