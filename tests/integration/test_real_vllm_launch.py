@@ -120,3 +120,41 @@ async def test_vllm_killed_mid_job_fails_the_job_and_the_worker(
     beat = fake_api.heartbeats[-1]
     assert beat["status"] == "error" and "vLLM exited" in beat["error_message"]
     assert not [pid for pid in processes if alive(pid)]
+
+
+async def test_a_hung_engine_is_noticed_and_a_long_generation_is_not(
+    queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi
+) -> None:
+    """vLLM's engine core stopped by SIGSTOP: /health still answers, but the held job makes no progress; a long real
+    generation with the stall timeout set below its duration is not flagged first."""
+    require_real_vllm()
+    port, stall = free_port(), 5
+    environment = launch_environment(queue, fake_vllm, fake_api, port) | {"CASOLA_VLLM_STALL_TIMEOUT": str(stall)}
+    worker = spawn(LAUNCH, environment)
+    log = WorkerLog(worker)
+    try:
+        await queue.wait_for_type("register", timeout=420)
+        processes = family(worker.pid)
+        begun = time.monotonic()
+        await queue.push(chat_job("long", chat(), **LONG))
+        result = await queue.wait_for_type("job_result", "long", timeout=180)
+        long_took = time.monotonic() - begun
+        await queue.push(chat_job("held", chat(), **LONG))
+        await log.wait_for("job held started")
+        engine = next(pid for pid in processes if "EngineCor" in psutil.Process(pid).name())
+        os.kill(engine, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        error = await queue.wait_for_type("job_error", "held", timeout=120)
+        detected = time.monotonic() - stopped_at
+        code = await asyncio.to_thread(worker.wait, 90)
+    finally:
+        terminate(worker)
+    assert long_took > stall and result["result"]["completion"]["usage"]["completion_tokens"] == 6000
+    assert error["error"].startswith("vllm_stalled: vLLM stalled"), error
+    assert code == 1
+    beat = fake_api.heartbeats[-1]
+    assert beat["status"] == "error" and beat["error_message"].startswith("vLLM stalled")
+    assert not [pid for pid in processes if alive(pid)], "vLLM's processes, stopped or not, are gone"
+    print(
+        f"\nlong generation {long_took:.1f} s not flagged at a {stall} s stall timeout; stall detected {detected:.1f} s"
+    )
