@@ -12,6 +12,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from domain import frames
+
 Frame = dict[str, Any]
 
 
@@ -87,7 +89,7 @@ class LocalQueue:
         if to is None and not self._workers:
             raise RuntimeError("no worker connected")
         worker = to or self._workers[-1]
-        await worker.send(frame if isinstance(frame, str) else json.dumps(frame))
+        await worker.send(frame if isinstance(frame, str) else frames.encode(frame), text=True)
         return worker
 
     def next_worker(self) -> ServerConnection:
@@ -137,12 +139,4 @@ def chat_job(
     config_id: str = "local",
     **payload: Any,
 ) -> Frame:
-    return {
-        "type": "job",
-        "job_id": job_id,
-        "mode": mode,
-        "config_id": config_id,
-        "fence_token": fence_token,
-        "job_type": "chat_completion",
-        "payload": {"messages": messages, **payload},
-    }
+    return frames.queue_job(job_id, mode, fence_token, config_id, "chat_completion", {"messages": messages, **payload})

@@ -17,6 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from adapters.local_queue import Frame, LocalQueue
 from application.signals import until_shutdown_signal
+from domain import frames
 from domain.errors import ErrorCategory
 from domain.kinds import KINDS, JobKind
 
@@ -131,10 +132,10 @@ class OpenAIFront:
     async def _answer(self, kind: JobKind, body: dict[str, Any]) -> Frame | web.Response:
         """Pushes the request as a transient job and waits for its answer; a client that leaves revokes it."""
         job_id = f"dev-{uuid.uuid4().hex}"
-        job = {"type": "job", "job_id": job_id, "mode": "transient", "fence_token": 1, "config_id": "dev"}
+        job = frames.queue_job(job_id, "transient", 1, "dev", kind.task, body)
         self.pending[job_id] = asyncio.get_running_loop().create_future()
         try:
-            worker = await self.queue.push({**job, "job_type": kind.task, "payload": body}, self.queue.next_worker())
+            worker = await self.queue.push(job, self.queue.next_worker())
         except (RuntimeError, ConnectionClosed):
             self.pending.pop(job_id, None)
             return openai_error(503, "no_worker", "no worker is connected to this queue")
@@ -152,7 +153,7 @@ class OpenAIFront:
 
     async def _revoke(self, worker: ServerConnection, job_id: str, reason: str) -> None:
         try:
-            await self.queue.push({"type": "job_revoked", "job_id": job_id, "reason": reason}, worker)
+            await self.queue.push(frames.queue_revoke(job_id, reason), worker)
         except ConnectionClosed as error:
             log.info("cannot revoke %s: %s", job_id, error)
 

@@ -253,13 +253,30 @@ class Resume:
 OutboundFrame = Register | JobResult | JobResultRef | JobError | JobProgress | Drain | Pause | Resume
 
 
-def encode(frame: OutboundFrame) -> bytes:
-    """The frame as the UTF-8 JSON text the queue reads; fields that are None are left out."""
-    message = {"type": frame.TYPE} | {name: value for name, value in vars(frame).items() if value is not None}
+def encode(frame: OutboundFrame | dict[str, Any]) -> bytes:
+    """The frame as the UTF-8 JSON text the other side reads; fields that are None are left out."""
+    if isinstance(frame, dict):
+        message = frame
+    else:
+        message = {"type": frame.TYPE} | {name: value for name, value in vars(frame).items() if value is not None}
     try:
         return _encode(message)
     except UnicodeEncodeError:  # a lone surrogate from a leniently read frame: escaped, as JSON allows
         return json.dumps(message).encode()
+
+
+# The queue's side, as the local queue and `worker-vllm dev` speak it: the frames they send to workers.
+
+
+def queue_job(job_id: str, mode: str, fence_token: int, config_id: str, job_type: str, payload: Any) -> dict[str, Any]:
+    """A `job` frame, for `encode`."""
+    return {"type": "job", "job_id": job_id, "mode": mode, "config_id": config_id, "fence_token": fence_token,
+            "job_type": job_type, "payload": payload}  # fmt: skip
+
+
+def queue_revoke(job_id: str, reason: str) -> dict[str, Any]:
+    """A `job_revoked` frame, for `encode`."""
+    return {"type": "job_revoked", "job_id": job_id, "reason": reason}
 
 
 def droppable(frame: OutboundFrame) -> bool:
