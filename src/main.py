@@ -44,6 +44,7 @@ from application.settings import (
 from application.supervisor import VllmSupervisor
 from application.timings import Timings
 from domain.payloads import PayloadLimits
+from domain.untrusted import Masker
 
 log = logging.getLogger("worker")
 EXIT_CONFIGURATION = 78
@@ -64,14 +65,14 @@ class Container(containers.DeclarativeContainer):
     typed_inference = providers.Singleton(openai_inference, openai)  # check-vllm: the official client's view
     probe = providers.Singleton(HttpVllmProbe, vllm)
     diagnostics = providers.Factory(Diagnostics, probe, typed_inference, given.VLLM_SERVED_MODEL_NAME)
-    secrets = given.secrets.call()
+    masker = providers.Singleton(Masker, given.secrets.call())  # every secret the worker knows, built once
     metrics = providers.Singleton(PrometheusMetrics)
     queue = providers.Singleton(
         WebSocketQueue,
         given.queue_url,
         given.api_token,
         keepalive=given.CASOLA_QUEUE_KEEPALIVE,
-        secrets=secrets,
+        masker=masker,
         metrics=metrics,
     )
     heartbeats = providers.Singleton(
@@ -81,7 +82,7 @@ class Container(containers.DeclarativeContainer):
         given.api_token,
         given.CASOLA_INSTANCE_ID,
         given.CASOLA_QUEUE_ID,
-        secrets,
+        masker,
         metrics,
     )
     payload_http = providers.Resource(payload_client, given.payload_policy)
@@ -93,7 +94,7 @@ class Container(containers.DeclarativeContainer):
     )
     timings = providers.Object(Timings())
     service = providers.Singleton(
-        WorkerService, settings, queue, heartbeats, probe, runner, timings, metrics=metrics, secrets=secrets
+        WorkerService, settings, queue, heartbeats, probe, runner, timings, metrics=metrics, masker=masker
     )
     gpu = providers.Singleton(NvidiaSmi)
     gpu_check = providers.Factory(GpuCheck, gpu, given.gpu_expectations)
@@ -131,7 +132,7 @@ async def run_worker(settings: Settings, launch_vllm: bool) -> int:
             worker_endpoint(
                 settings.WORKER_HTTP_HOST, settings.WORKER_HTTP_PORT, container.metrics().text, service.readiness
             ),
-            shipping(settings, http, probe, container.gpu(), container.secrets(), service.current_job),
+            shipping(settings, http, probe, container.gpu(), container.masker(), service.current_job),
             relayed_vllm_log(relay_port, service.vllm_said, service.vllm_exited),
         ):
             return await (container.supervisor().run(service) if launch_vllm else service.run())

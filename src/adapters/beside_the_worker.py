@@ -13,6 +13,7 @@ from adapters.http_endpoint import WorkerEndpoint
 from adapters.shipping import LOG_BATCH, LOG_BUFFER, SNAPSHOT_BUFFER, BatchShipper, LogShipper, SystemMetrics
 from application.ports import GpuInspector, VllmProbe
 from application.settings import Settings
+from domain.untrusted import Masker
 
 log = logging.getLogger("worker")
 SHIPPING_FLUSH_TIMEOUT = 5.0
@@ -61,7 +62,7 @@ async def shipping(
     http: httpx.AsyncClient,
     probe: VllmProbe,
     gpu: GpuInspector,
-    secrets: list[str],
+    masker: Masker,
     current_job: Callable[[], str | None],
 ) -> AsyncIterator[None]:
     """Log lines to CASOLA_LOGS_URL and system metrics to CASOLA_METRICS_URL (each only with the API token),
@@ -73,7 +74,7 @@ async def shipping(
     handler: LogShipper | None = None
     if settings.CASOLA_LOGS_URL and token:
         logs = BatchShipper(http, settings.CASOLA_LOGS_URL, token, identity, "entries", LOG_BUFFER, LOG_BATCH)
-        handler = LogShipper(logs, secrets, settings.CASOLA_CONFIG_ID)
+        handler = LogShipper(logs, masker, settings.CASOLA_CONFIG_ID)
         logging.getLogger().addHandler(handler)
         shippers.append(logs)
         tasks.append(asyncio.create_task(logs.run(settings.CASOLA_LOG_FLUSH_INTERVAL)))

@@ -7,7 +7,7 @@ import httpx
 from application.metrics import NO_METRICS
 from application.ports import WorkerMetrics
 from domain.rules import HeartbeatStatus
-from domain.untrusted import without_secrets
+from domain.untrusted import Masker
 
 log = logging.getLogger("worker.heartbeat")
 
@@ -22,7 +22,7 @@ class HttpHeartbeats:
         token: str | None,
         instance_id: str,
         queue_id: str,
-        secrets: list[str] | None = None,
+        masker: Masker | None = None,
         metrics: WorkerMetrics = NO_METRICS,
     ) -> None:
         self.client = client
@@ -31,7 +31,7 @@ class HttpHeartbeats:
         self.token = token
         self.instance_id = instance_id
         self.queue_id = queue_id
-        self.secrets = secrets or []
+        self.masker = masker or Masker()
         if not self.enabled:
             log.info("heartbeats off: CASOLA_API_URL and CASOLA_API_TOKEN are not both set")
 
@@ -44,7 +44,7 @@ class HttpHeartbeats:
             return
         body: dict[str, str] = {"instance_id": self.instance_id, "queue_id": self.queue_id, "status": status.value}
         if error_message is not None:
-            body["error_message"] = without_secrets(error_message, self.secrets)  # a vLLM log line can quote one
+            body["error_message"] = self.masker(error_message)  # a vLLM log line can quote one
         try:
             response = await self.client.post(self.url, json=body, headers={"Authorization": f"Bearer {self.token}"})
         except httpx.HTTPError as error:

@@ -6,11 +6,11 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from application.job_context import current_job_id
 from application.secrets import secret_values
-from domain.untrusted import escape_controls, loggable, without_secrets
+from domain.untrusted import Masker, escape_controls, loggable
 
 NOISY_LOGGERS = ("httpx", "httpcore", "httpx2", "openai", "websockets", "asyncio")
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -24,9 +24,9 @@ class UtcFormatter(logging.Formatter):
     default_time_format = "%Y-%m-%dT%H:%M:%S"
     default_msec_format = "%s.%03dZ"
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(self, masker: Masker | None = None) -> None:
         super().__init__(TEXT_FORMAT)
-        self.secrets = list(secrets)
+        self.masked = masker or Masker()
         self._second, self._second_text = -1, ""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
@@ -48,9 +48,6 @@ class UtcFormatter(logging.Formatter):
             for line in detail.splitlines()
         )
         return self.formatTime(record), message, indented
-
-    def masked(self, text: str) -> str:
-        return without_secrets(text, self.secrets)
 
 
 class TextFormatter(UtcFormatter):
@@ -78,9 +75,9 @@ def configure_logging(log_format: str = "text", level: str = "INFO", environ: Ma
     # HOWTO's "Optimization"), which is a third of a job's log line.
     logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
-    secrets = secret_values(os.environ if environ is None else environ)
+    masker = Masker(secret_values(os.environ if environ is None else environ))  # before settings: the environment's
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(secrets) if log_format == "json" else TextFormatter(secrets))
+    handler.setFormatter(JsonFormatter(masker) if log_format == "json" else TextFormatter(masker))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -18,7 +18,7 @@ from application.job_context import current_job_id
 from application.ports import GpuInspector, VllmProbe
 from domain.errors import InferenceRejected, InferenceUnavailable
 from domain.gpu import SNAPSHOT_QUERY, gpu_snapshot
-from domain.untrusted import without_secrets
+from domain.untrusted import Masker
 from domain.vllm import gauge
 
 log = logging.getLogger("worker.shipping")
@@ -80,9 +80,9 @@ class BatchShipper:
 class LogShipper(logging.Handler):
     """Every log line, the worker's and vLLM's, masked, into the shipping buffer."""
 
-    def __init__(self, shipper: BatchShipper, secrets: list[str], config_id: str) -> None:
+    def __init__(self, shipper: BatchShipper, masker: Masker, config_id: str) -> None:
         super().__init__()
-        self.shipper, self.secrets, self.config_id = shipper, secrets, config_id
+        self.shipper, self.masker, self.config_id = shipper, masker, config_id
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.name.startswith("worker.shipping"):
@@ -91,7 +91,7 @@ class LogShipper(logging.Handler):
             "timestamp": record.created,
             "level": record.levelname.lower(),
             "source": "vllm" if record.name == "vllm" else "worker",
-            "message": without_secrets(record.getMessage(), self.secrets),
+            "message": self.masker(record.getMessage()),
             "config_id": self.config_id,
         }
         if (job_id := current_job_id.get()) is not None:

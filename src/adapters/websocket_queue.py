@@ -16,7 +16,7 @@ from application.metrics import NO_METRICS
 from application.ports import QueueRejected, WorkerMetrics
 from domain.frames import OutboundFrame, encode
 from domain.outbox import Outbox
-from domain.untrusted import loggable, without_credentials
+from domain.untrusted import Masker, loggable, without_credentials
 
 log = logging.getLogger("worker.queue")
 
@@ -55,7 +55,7 @@ class WebSocketQueue:
         max_frame_bytes: int = 32 * 1024 * 1024,
         keepalive: float = 15.0,
         open_timeout: float = OPEN_TIMEOUT,
-        secrets: list[str] | None = None,
+        masker: Masker | None = None,
         metrics: WorkerMetrics = NO_METRICS,
     ) -> None:
         self.url = url
@@ -71,8 +71,7 @@ class WebSocketQueue:
         self.ping_timeout = keepalive / 2
         self.close_timeout = keepalive / 4
         self.open_timeout = open_timeout
-        self.secrets = secrets or []
-        self._secret_bytes = [secret.encode() for secret in self.secrets]  # longest first, as given
+        self.masker = masker or Masker()
         self._pending = asyncio.Event()
         self._empty = asyncio.Event()
         self._empty.set()
@@ -81,10 +80,7 @@ class WebSocketQueue:
 
     def _wire(self, frame: OutboundFrame) -> bytes:
         """The frame's UTF-8 text, with no secret value in it (a vLLM error can quote one)."""
-        text = encode(frame)
-        for secret in self._secret_bytes:
-            text = text.replace(secret, b"***")
-        return text
+        return self.masker.encoded(encode(frame))
 
     @property
     def outbox_depth(self) -> int:

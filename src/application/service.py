@@ -19,7 +19,7 @@ from application.vllm_watch import VllmWatch
 from domain import frames, rules
 from domain.errors import ErrorCategory
 from domain.rules import Failure, HeartbeatStatus, ShutdownStep, Thresholds
-from domain.untrusted import loggable, without_secrets
+from domain.untrusted import Masker, loggable
 from domain.worker import CancelJob, Command, Ignored, PauseReason, RunningJob, Send, StartJob, Worker, WorkerState
 
 log = logging.getLogger("worker")
@@ -40,7 +40,7 @@ class WorkerService:
         thresholds: Thresholds | None = None,
         clock: Callable[[], float] = time.monotonic,
         metrics: WorkerMetrics = NO_METRICS,
-        secrets: list[str] | None = None,
+        masker: Masker | None = None,
     ) -> None:
         self.settings = settings
         self.queue = queue
@@ -73,7 +73,7 @@ class WorkerService:
         self._failed = asyncio.Event()
         self._vllm_ready = False
         self.metrics = metrics
-        self._secrets = secrets or []  # the container's one list: none leaves through /readyz
+        self.masker = masker or Masker()  # the container's one masker: no secret leaves through /readyz
         self.vllm = VllmWatch(probe, self.worker, settings, self.thresholds, self._execute, self.fail, clock, metrics)
         self.vllm_said, self.vllm_exited = self.vllm.said, self.vllm.exited
         self.link = QueueLink(queue, self.worker, clock, metrics, self._execute, self.fail)
@@ -93,7 +93,7 @@ class WorkerService:
     def readiness(self) -> tuple[bool, str]:
         """Whether the worker can take jobs (vLLM ready and registered with the queue), else why not."""
         if self.failure is not None:  # a vLLM log line can quote a secret: none leaves through /readyz
-            return False, f"failed: {loggable(without_secrets(self.failure.message, self._secrets), 300)}"
+            return False, f"failed: {loggable(self.masker(self.failure.message), 300)}"
         if not self._vllm_ready:
             return False, "waiting for vLLM to be ready"
         if not self.vllm.health.healthy:

@@ -17,6 +17,24 @@ def without_secrets(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+class Masker:
+    """The one masking step for text that leaves the worker (frames, heartbeats, log lines, shipped logs, /readyz):
+    each secret value, longest first, replaced by ***."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets = sorted(set(secrets), key=len, reverse=True)
+        self._secret_bytes = [(secret.encode(), b"***") for secret in self.secrets]
+
+    def __call__(self, text: str) -> str:
+        return without_secrets(text, self.secrets)
+
+    def encoded(self, data: bytes) -> bytes:
+        """The same for UTF-8 text already encoded (a frame on its way out)."""
+        for secret, mask in self._secret_bytes:
+            data = data.replace(secret, mask)
+        return data
+
+
 def without_credentials(text: str) -> str:
     """`user:password@` in URLs and the values of secret-looking query parameters, replaced by ***."""
     return _SECRET_QUERY.sub(r"\1***", _URL_USERINFO.sub("***@", text))

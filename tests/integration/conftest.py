@@ -22,6 +22,7 @@ from adapters.websocket_queue import Backoff, WebSocketQueue
 from application.service import WorkerService
 from application.settings import Settings, load_settings
 from application.timings import Timings
+from domain.untrusted import Masker
 from main import Container
 from tests.conftest import eventually
 from tests.fakes.fake_api import FakeApi
@@ -105,7 +106,7 @@ async def start_worker(queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi
                 settings.api_token,
                 Backoff(0.1, 0.5),
                 keepalive=settings.CASOLA_QUEUE_KEEPALIVE,
-                secrets=settings.secrets(),
+                masker=Masker(settings.secrets()),
             )
         )
         await container.init_resources()

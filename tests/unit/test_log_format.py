@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from adapters.log_format import TEXT_FORMAT, JsonFormatter, TextFormatter
+from domain.untrusted import Masker
 
 FORGED = "x\n2026-01-01T00:00:00.000Z INFO    worker: forged\x1b[2J\ud800"
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
@@ -62,7 +63,7 @@ def test_an_exception_or_a_stack_follows_its_line_indented_and_cannot_forge_a_li
 
 def test_secrets_are_masked_in_the_message_the_exception_and_the_stack() -> None:
     entry = record("Bearer %s", "tok-abcdef", exc_info=raised("bad tok-abcdef"), stack_info="at tok-abcdef")
-    for formatter in (TextFormatter(["tok-abcdef"]), JsonFormatter(["tok-abcdef"])):
+    for formatter in (TextFormatter(Masker(["tok-abcdef"])), JsonFormatter(Masker(["tok-abcdef"]))):
         out = formatter.format(entry)
         assert "tok-abcdef" not in out and "Bearer ***" in out and "bad ***" in out and "at ***" in out
 
@@ -71,7 +72,7 @@ def test_a_record_reaches_every_other_handler_as_it_was_logged() -> None:
     kept: list[logging.LogRecord] = []
     stream = io.StringIO()
     shown_handler = logging.StreamHandler(stream)
-    shown_handler.setFormatter(TextFormatter(["tok-abcdef"]))
+    shown_handler.setFormatter(TextFormatter(Masker(["tok-abcdef"])))
     keeping = logging.Handler()
     keeping.emit = kept.append  # type: ignore[method-assign]
     logger = logging.getLogger("test.untouched")

@@ -6,6 +6,7 @@ import logging
 
 from adapters.log_format import JsonFormatter
 from application.secrets import secret_values
+from domain.untrusted import Masker
 
 
 def test_secret_values_come_from_secret_names() -> None:
@@ -16,7 +17,7 @@ def test_secret_values_come_from_secret_names() -> None:
 def test_masker_masks_messages_arguments_and_tracebacks() -> None:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter(["tok-abcdef"]))
+    handler.setFormatter(JsonFormatter(Masker(["tok-abcdef"])))
     logger = logging.getLogger("test.masking")
     logger.addHandler(handler)
     logger.propagate = False

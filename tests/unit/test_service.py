@@ -16,6 +16,7 @@ from application.supervisor import VllmSupervisor
 from application.timings import Timings
 from domain.frames import JobError, JobProgress, JobResult, Register
 from domain.rules import Failure, HeartbeatStatus
+from domain.untrusted import Masker
 from tests.conftest import eventually
 from tests.fakes.memory import (
     FakeHeartbeats,
@@ -71,7 +72,7 @@ def bed(queue: FakeQueue | None = None, **variables: Any) -> Bed:
     models = ServedModels(probe, settings.VLLM_SERVED_MODEL_NAME)
     runner = JobRunner(inference, FakePayloads(), models, settings.CASOLA_JOB_TIMEOUT)
     service = WorkerService(
-        settings, queue, heartbeats, probe, runner, FAST_TIMINGS, clock=clock, secrets=settings.secrets()
+        settings, queue, heartbeats, probe, runner, FAST_TIMINGS, clock=clock, masker=Masker(settings.secrets())
     )
     return Bed(service, queue, heartbeats, probe, inference, clock)
 
