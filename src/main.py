@@ -68,13 +68,9 @@ class Container(containers.DeclarativeContainer):
     masker = providers.Singleton(Masker, given.secrets.call())  # every secret the worker knows, built once
     metrics = providers.Singleton(PrometheusMetrics)
     queue = providers.Singleton(
-        WebSocketQueue,
-        given.queue_url,
-        given.api_token,
-        keepalive=given.CASOLA_QUEUE_KEEPALIVE,
-        masker=masker,
+        WebSocketQueue, given.queue_url, given.api_token, keepalive=given.CASOLA_QUEUE_KEEPALIVE, masker=masker,
         metrics=metrics,
-    )
+    )  # fmt: skip
     heartbeats = providers.Singleton(
         HttpHeartbeats,
         http,
