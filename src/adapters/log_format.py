@@ -70,6 +70,11 @@ class JsonFormatter(UtcFormatter):
         return json.dumps(line)
 
 
+def not_relayed(record: logging.LogRecord) -> bool:
+    """vLLM's lines relayed in the container are in its log already (the relay wrote them): shipped, not repeated."""
+    return not getattr(record, "relayed", False)
+
+
 def configure_logging(log_format: str = "text", level: str = "INFO", environ: Mapping[str, str] | None = None) -> None:
     # No line shows the caller's file, the thread or the process: records need not look them up (the logging
     # HOWTO's "Optimization"), which is a third of a job's log line.
@@ -78,6 +83,7 @@ def configure_logging(log_format: str = "text", level: str = "INFO", environ: Ma
     masker = Masker(secret_values(os.environ if environ is None else environ))  # before settings: the environment's
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(masker) if log_format == "json" else TextFormatter(masker))
+    handler.addFilter(not_relayed)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -89,10 +89,14 @@ class VllmWatch:
         counts = [count for name in TOKEN_COUNTERS if (count := gauge(text, name)) is not None]
         return sum(counts) if counts else None
 
-    def said(self, line: str) -> None:
+    def relayed(self, line: str) -> None:
+        """A line the container's relay already wrote to the container's log: shipped and judged, not written again."""
+        self.said(line, {"relayed": True})
+
+    def said(self, line: str, extra: dict[str, object] | None = None) -> None:
         """One line of vLLM's output (launched by the worker, or relayed in the container): logged as vLLM's,
         and a line that tells a bad host or a dead engine fails the worker."""
-        vllm_log.info("%s", line)
+        vllm_log.info("%s", line, extra=extra)
         verdict = classify_log_line(line)
         if verdict is LogVerdict.RETRYABLE:
             log.error("vLLM failure: %s", line.strip()[:300])

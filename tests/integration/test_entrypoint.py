@@ -61,13 +61,15 @@ GPU_CHECK = f"{sys.executable} -m main check-gpu"  # the real one: without nvidi
 
 
 def entrypoint(
-    vllm: str, worker: str, path: str = "/usr/bin:/bin", **environment: str | float
+    vllm: str, worker: str, path: str = "/usr/bin:/bin", merged: bool = False, **environment: str | float
 ) -> subprocess.Popen[str]:
+    """The entrypoint with these commands; its stderr piped (with its stdout, the whole log, if `merged`)."""
     env = cli_environment({"ENTRYPOINT_VLLM_COMMAND": vllm, "ENTRYPOINT_WORKER_COMMAND": worker})
     env["ENTRYPOINT_GPU_CHECK_COMMAND"] = GPU_CHECK
     env.update({name: str(value) for name, value in environment.items()})
     env["PATH"] = path  # by default no nvidia-smi
-    return subprocess.Popen(["bash", str(ENTRYPOINT)], env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    output = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT} if merged else {"stderr": subprocess.PIPE}
+    return subprocess.Popen(["bash", str(ENTRYPOINT)], env=env, cwd=ROOT, text=True, **output)  # type: ignore[call-overload]
 
 
 @pytest.fixture
@@ -81,11 +83,11 @@ def standin(name: str, events: Events, *flags: str) -> str:
 
 def finish(process: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str]:
     try:
-        _, stderr = process.communicate(timeout=timeout)
+        stdout, stderr = process.communicate(timeout=timeout)
     finally:
         if process.poll() is None:
             process.kill()
-    return process.returncode, stderr
+    return process.returncode, stderr if stderr is not None else stdout
 
 
 def assert_none_survive(events: Events) -> None:
@@ -266,6 +268,27 @@ async def test_vllms_lines_reach_the_worker_which_ships_them_and_stops_on_a_fata
     assert fake_api.heartbeats[-1]["status"] == "fatal" and fatal in fake_api.heartbeats[-1]["error_message"]
     shipped = [entry for batch in fake_api.posts.get("/api/logs", []) for entry in batch["entries"]]
     assert any(entry["source"] == "vllm" and fatal in entry["message"] for entry in shipped)
+
+
+async def test_a_relayed_vllm_line_is_in_the_containers_log_once_and_shipped(
+    queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi
+) -> None:
+    fake_vllm.stop()
+    port = fake_vllm.port
+    environment = worker_environment(
+        queue, fake_vllm, fake_api, VLLM_PORT=port, WORKER_VLLM_LOG_PORT=free_port(),
+        CASOLA_LOGS_URL=f"{fake_api.url}/api/logs", CASOLA_LOG_FLUSH_INTERVAL=0.2,
+        ENTRYPOINT_LOG_RELAY_COMMAND=f"{sys.executable} -m adapters.vllm_log_relay",
+    )  # fmt: skip
+    marker, fatal = "INFO a line of vLLM's, 7431", "RuntimeError: CUDA driver version is insufficient"
+    vllm = f"{sys.executable} -m testbed.fake_vllm serve tiny --port {port} --startup-delay 3"
+    lines = f"{marker}\n{fatal}"
+    process = entrypoint(vllm, f"{sys.executable} -m main run", merged=True, FAKE_VLLM_SAY_LATE=lines, **environment)
+    code, log = await asyncio.to_thread(finish, process)
+    assert code == 2, log
+    assert log.count(marker) == 1, log  # written by the relay; the worker ships it and does not write it again
+    shipped = [entry for batch in fake_api.posts.get("/api/logs", []) for entry in batch["entries"]]
+    assert any(entry["source"] == "vllm" and entry["message"] == marker for entry in shipped)
 
 
 def test_gpu_diagnostic_with_nvidia_smi(events: Events, tmp_path: Path) -> None:
