@@ -75,7 +75,6 @@ class WorkerService:
         self.metrics = metrics
         self.masker = masker or Masker()  # the container's one masker: no secret leaves through /readyz
         self.vllm = VllmWatch(probe, self.worker, settings, self.thresholds, self._execute, self.fail, clock, metrics)
-        self.vllm_said, self.vllm_exited = self.vllm.said, self.vllm.exited
         self.link = QueueLink(queue, self.worker, clock, metrics, self._execute, self.fail)
         self._observe(metrics)
 

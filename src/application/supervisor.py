@@ -20,7 +20,7 @@ class VllmSupervisor:
 
     async def run(self, service: WorkerService) -> int:
         try:
-            process = await self.launcher.launch(self.argv, service.vllm_said)
+            process = await self.launcher.launch(self.argv, service.vllm.said)
         except OSError as error:
             service.fail(rules.vllm_cannot_start(self.argv[0], error.strerror or str(error)))
             return await service.run()
