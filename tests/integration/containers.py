@@ -64,6 +64,9 @@ def environment(queue: LocalQueue, api: FakeApi, **overrides: Any) -> dict[str, 
         "VLLM_MODEL": "/model",
         "VLLM_PORT": free_port(),
         "VLLM_EXTRA_ARGS": VLLM_ARGS,
+        # vLLM's CPU kernels on core 0, the worker free to run on core 1, as beside a GPU: an engine spinning on
+        # both cores held the worker's event loop back for seconds, and its frames with it.
+        "VLLM_CPU_OMP_THREADS_BIND": "0",
         "VLLM_STARTUP_TIMEOUT": STARTUP,
         "WORKER_HTTP_PORT": free_port(),
         "WORKER_VLLM_LOG_PORT": free_port(),
