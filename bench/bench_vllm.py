@@ -21,7 +21,7 @@ from typing import Any
 
 from testbed.real_vllm import TINY_MODEL, VLLM_COMMAND, start_vllm, stop_group
 
-from adapters.local_queue import LocalQueue
+from adapters.dev.local_queue import LocalQueue
 from bench.bench_worker import (
     RESULTS,
     SRC,

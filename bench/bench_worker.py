@@ -29,8 +29,8 @@ from typing import Any
 import httpx
 import msgspec
 
-from adapters.local_queue import LocalQueue
-from adapters.vllm_client import PROBES, VllmClient
+from adapters.dev.local_queue import LocalQueue
+from adapters.vllm.client import PROBES, VllmClient
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"

@@ -11,22 +11,23 @@ import typer
 from dependency_injector import containers, providers
 from pydantic_settings import BaseSettings
 
-from adapters.beside_the_worker import relayed_vllm_log, shipping, worker_endpoint
-from adapters.clients import http_client, payload_client
-from adapters.event_loop import run_async
-from adapters.http_heartbeats import HttpHeartbeats
-from adapters.http_inference import HttpInference
-from adapters.http_payloads import HttpPayloadStore
-from adapters.http_vllm_probe import HttpVllmProbe
-from adapters.local_queue import LocalQueue
-from adapters.log_format import configure_logging
-from adapters.nvidia_smi import NvidiaSmi
-from adapters.official_client import openai_client, openai_inference
-from adapters.one_shot_job import chat_test_job, one_shot_job
-from adapters.prometheus_metrics import PrometheusMetrics
-from adapters.subprocess_launcher import SubprocessLauncher
-from adapters.vllm_client import vllm_client
-from adapters.websocket_queue import WebSocketQueue
+from adapters.casola_api.client import http_client
+from adapters.casola_api.heartbeats import HttpHeartbeats
+from adapters.dev.local_queue import LocalQueue
+from adapters.dev.one_shot_job import chat_test_job, one_shot_job
+from adapters.host.beside_the_worker import relayed_vllm_log, shipping, worker_endpoint
+from adapters.host.event_loop import run_async
+from adapters.host.nvidia_smi import NvidiaSmi
+from adapters.operator.log_format import configure_logging
+from adapters.operator.prometheus_metrics import PrometheusMetrics
+from adapters.payload_urls.client import payload_client
+from adapters.payload_urls.store import HttpPayloadStore
+from adapters.queue.websocket import WebSocketQueue
+from adapters.vllm.client import vllm_client
+from adapters.vllm.inference import HttpInference
+from adapters.vllm.launcher import SubprocessLauncher
+from adapters.vllm.official_client import openai_client, openai_inference
+from adapters.vllm.probe import HttpVllmProbe
 from application.diagnostics import Diagnostics
 from application.gpu_check import GpuCheck
 from application.job_runner import JobRunner
@@ -226,7 +227,7 @@ def dev(
 
 
 async def serve_dev(settings: VllmSettings, host: str, port: int, http_port: int, timeout: float) -> int:
-    from adapters.openai_front import OpenAIFront  # the REST front: only `dev` loads it
+    from adapters.dev.openai_front import OpenAIFront  # the REST front: only `dev` loads it
 
     async def serve(container: Container) -> int:
         probe: HttpVllmProbe = await container.probe()  # type: ignore[misc]

@@ -6,7 +6,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from adapters.local_queue import LocalQueue
+from adapters.dev.local_queue import LocalQueue
 
 
 class ScriptedQueue(LocalQueue):

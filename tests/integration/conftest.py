@@ -16,9 +16,9 @@ import pytest
 from testbed.fake_vllm import FakeVllm
 from testbed.scripted_queue import ScriptedQueue
 
-from adapters.local_queue import LocalQueue
-from adapters.openai_front import OpenAIFront
-from adapters.websocket_queue import Backoff, WebSocketQueue
+from adapters.dev.local_queue import LocalQueue
+from adapters.dev.openai_front import OpenAIFront
+from adapters.queue.websocket import Backoff, WebSocketQueue
 from application.service import WorkerService
 from application.settings import Settings, load_settings
 from application.timings import Timings

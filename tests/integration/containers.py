@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from adapters.local_queue import LocalQueue
+from adapters.dev.local_queue import LocalQueue
 from tests.fakes.fake_api import FakeApi
 from tests.integration.conftest import ROOT, TOKEN, free_port
 from tests.integration.real_vllm import TINY_MODEL, VLLM_ARGS, require_real_vllm

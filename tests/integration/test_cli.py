@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from testbed.fake_vllm import FakeVllm
 
-from adapters.local_queue import LocalQueue, chat_job
+from adapters.dev.local_queue import LocalQueue, chat_job
 from tests.conftest import eventually
 from tests.fakes.fake_api import FakeApi
 from tests.integration.conftest import (

@@ -10,7 +10,7 @@ import openai
 import pytest
 from testbed.fake_vllm import FakeVllm
 
-from adapters.openai_front import OpenAIFront
+from adapters.dev.openai_front import OpenAIFront
 from tests.conftest import eventually
 from tests.fakes.fake_api import FakeApi
 from tests.integration.conftest import cli, front_and_worker, spawn, terminate

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from testbed.fake_vllm import FakeVllm
 
-from adapters.local_queue import LocalQueue
+from adapters.dev.local_queue import LocalQueue
 from tests.fakes.fake_api import FakeApi
 from tests.integration.conftest import (
     ROOT,
@@ -238,7 +238,7 @@ async def test_vllm_exiting_before_it_was_ready_is_reported_by_the_worker_itself
     fake_vllm.stop()
     environment = worker_environment(
         queue, fake_vllm, fake_api, VLLM_STARTUP_TIMEOUT=600, WORKER_VLLM_LOG_PORT=free_port(),
-        ENTRYPOINT_LOG_RELAY_COMMAND=f"{sys.executable} -m adapters.vllm_log_relay",
+        ENTRYPOINT_LOG_RELAY_COMMAND=f"{sys.executable} -m adapters.vllm.log_relay",
         CASOLA_SHUTDOWN_GRACE_PERIOD=30,
     )  # fmt: skip
     process = entrypoint("false", f"{sys.executable} -m main run", **environment)
@@ -258,7 +258,7 @@ async def test_vllms_lines_reach_the_worker_which_ships_them_and_stops_on_a_fata
     environment = worker_environment(
         queue, fake_vllm, fake_api, VLLM_PORT=port, WORKER_VLLM_LOG_PORT=log_port,
         CASOLA_LOGS_URL=f"{fake_api.url}/api/logs", CASOLA_LOG_FLUSH_INTERVAL=0.2,
-        ENTRYPOINT_LOG_RELAY_COMMAND=f"{sys.executable} -m adapters.vllm_log_relay",
+        ENTRYPOINT_LOG_RELAY_COMMAND=f"{sys.executable} -m adapters.vllm.log_relay",
     )  # fmt: skip
     fatal = "RuntimeError: CUDA driver version is insufficient for CUDA runtime version"
     vllm = f"{sys.executable} -m testbed.fake_vllm serve tiny --port {port} --startup-delay 3"
@@ -278,7 +278,7 @@ async def test_a_relayed_vllm_line_is_in_the_containers_log_once_and_shipped(
     environment = worker_environment(
         queue, fake_vllm, fake_api, VLLM_PORT=port, WORKER_VLLM_LOG_PORT=free_port(),
         CASOLA_LOGS_URL=f"{fake_api.url}/api/logs", CASOLA_LOG_FLUSH_INTERVAL=0.2,
-        ENTRYPOINT_LOG_RELAY_COMMAND=f"{sys.executable} -m adapters.vllm_log_relay",
+        ENTRYPOINT_LOG_RELAY_COMMAND=f"{sys.executable} -m adapters.vllm.log_relay",
     )  # fmt: skip
     marker, fatal = "INFO a line of vLLM's, 7431", "RuntimeError: CUDA driver version is insufficient"
     vllm = f"{sys.executable} -m testbed.fake_vllm serve tiny --port {port} --startup-delay 3"

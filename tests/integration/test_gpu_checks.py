@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from testbed.fake_vllm import FakeVllm
 
-from adapters.local_queue import LocalQueue
-from adapters.nvidia_smi import NvidiaSmi
+from adapters.dev.local_queue import LocalQueue
+from adapters.host.nvidia_smi import NvidiaSmi
 from tests.fakes.fake_api import FakeApi
 from tests.integration.conftest import cli, spawn, stand_in_nvidia_smi, worker_environment
 

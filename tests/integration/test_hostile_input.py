@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from testbed.fake_vllm import FakeVllm
 
-from adapters.local_queue import LocalQueue, chat_job
+from adapters.dev.local_queue import LocalQueue, chat_job
 from tests.fakes.dripping import dripping_server
 from tests.fakes.fake_api import FakeApi
 from tests.integration.conftest import chat, cli, spawn, terminate, worker_environment

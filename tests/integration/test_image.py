@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.local_queue import LocalQueue, chat_job
+from adapters.dev.local_queue import LocalQueue, chat_job
 from tests.fakes.fake_api import FakeApi
 from tests.integration.conftest import ROOT, chat
 from tests.integration.containers import (

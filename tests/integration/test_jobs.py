@@ -6,7 +6,7 @@ import json
 from testbed.fake_vllm import FakeVllm
 from testbed.scripted_queue import ScriptedQueue
 
-from adapters.local_queue import chat_job
+from adapters.dev.local_queue import chat_job
 from domain import rules
 from domain.vllm import LogVerdict
 from tests.conftest import eventually

@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 
-from adapters.subprocess_launcher import SubprocessLauncher, stopped_in_group
+from adapters.vllm.launcher import SubprocessLauncher, stopped_in_group
 from tests.conftest import eventually
 from tests.integration.conftest import alive
 

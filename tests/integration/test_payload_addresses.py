@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.clients import payload_client
-from adapters.guarded_network import GuardedNetwork, GuardedTransport
-from adapters.http_payloads import HttpPayloadStore
+from adapters.payload_urls.client import payload_client
+from adapters.payload_urls.guarded_network import GuardedNetwork, GuardedTransport
+from adapters.payload_urls.store import HttpPayloadStore
 from domain.addresses import AddressPolicy, parse_allowed_hosts
 from domain.errors import PayloadTransferFailed
 from tests.fakes.dripping import dripping_server

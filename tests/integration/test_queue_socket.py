@@ -19,7 +19,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.frames import Frame
 from websockets.server import ServerProtocol
 
-from adapters.websocket_queue import Backoff, WebSocketQueue
+from adapters.queue.websocket import Backoff, WebSocketQueue
 from domain.frames import JobProgress, JobResult, OutboundFrame, Register
 from tests.conftest import eventually
 

@@ -6,7 +6,7 @@ import time
 import httpx
 import pytest
 
-from adapters.local_queue import LocalQueue, chat_job
+from adapters.dev.local_queue import LocalQueue, chat_job
 from tests.conftest import eventually
 from tests.integration.conftest import StartWorker, chat
 from tests.integration.real_vllm import (

@@ -11,7 +11,7 @@ import psutil
 import pytest
 from testbed.fake_vllm import FakeVllm
 
-from adapters.local_queue import LocalQueue, chat_job
+from adapters.dev.local_queue import LocalQueue, chat_job
 from tests.fakes.fake_api import FakeApi
 from tests.integration.conftest import alive, chat, cli, free_port, spawn, terminate, worker_environment
 from tests.integration.real_vllm import (

@@ -14,7 +14,7 @@ import openai
 import pytest
 from testbed.real_vllm import vllm_python
 
-from adapters.openai_front import OpenAIFront
+from adapters.dev.openai_front import OpenAIFront
 from domain.kinds import KINDS
 from domain.refused_fields import REFUSED
 from tests.fakes.fake_api import FakeApi

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from testbed.fake_vllm import FakeVllm
 
-from adapters.local_queue import LocalQueue, chat_job
+from adapters.dev.local_queue import LocalQueue, chat_job
 from tests.conftest import eventually
 from tests.fakes.fake_api import FakeApi
 from tests.integration.conftest import chat, cli, spawn, stand_in_nvidia_smi, terminate, worker_environment

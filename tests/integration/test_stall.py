@@ -3,7 +3,7 @@
 from testbed.fake_vllm import FakeVllm
 from testbed.scripted_queue import ScriptedQueue
 
-from adapters.local_queue import chat_job
+from adapters.dev.local_queue import chat_job
 from tests.conftest import eventually
 from tests.fakes.fake_api import FakeApi
 from tests.integration.conftest import StartWorker, chat

@@ -12,9 +12,9 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from adapters.http_inference import HttpInference
-from adapters.http_vllm_probe import HttpVllmProbe
-from adapters.vllm_client import BrokenAnswer, NoAnswer, VllmClient
+from adapters.vllm.client import BrokenAnswer, NoAnswer, VllmClient
+from adapters.vllm.inference import HttpInference
+from adapters.vllm.probe import HttpVllmProbe
 from domain.errors import InferenceUnavailable
 from tests.conftest import eventually
 

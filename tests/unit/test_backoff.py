@@ -1,6 +1,6 @@
 """The queue's reconnect backoff: 1 s doubling to 60 s, jittered, reset only by a connection that stayed up."""
 
-from adapters.websocket_queue import Backoff
+from adapters.queue.websocket import Backoff
 
 
 def test_delays_double_to_the_cap_with_jitter_between_half_and_all() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from adapters.log_format import TEXT_FORMAT, JsonFormatter, TextFormatter
+from adapters.operator.log_format import TEXT_FORMAT, JsonFormatter, TextFormatter
 from domain.untrusted import Masker
 
 FORGED = "x\n2026-01-01T00:00:00.000Z INFO    worker: forged\x1b[2J\ud800"

@@ -4,7 +4,7 @@ import io
 import json
 import logging
 
-from adapters.log_format import JsonFormatter
+from adapters.operator.log_format import JsonFormatter
 from application.secrets import secret_values
 from domain.untrusted import Masker
 

@@ -2,7 +2,7 @@
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapters.prometheus_metrics import DURATION_BUCKETS, PrometheusMetrics
+from adapters.operator.prometheus_metrics import DURATION_BUCKETS, PrometheusMetrics
 
 
 def samples(metrics: PrometheusMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from adapters.websocket_queue import WebSocketQueue
+from adapters.queue.websocket import WebSocketQueue
 from application.settings import ConfigurationError, load_settings
 
 REQUIRED = {"CASOLA_WS_URL": "wss://queue.example", "CASOLA_CONFIG_ID": "cfg", "VLLM_MODEL": "org/model"}

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from adapters.guarded_network import AddressRefused
+from adapters.payload_urls.guarded_network import AddressRefused
 from application.metrics import NO_METRICS
 from application.ports import WorkerMetrics
 from domain.errors import PayloadTransferFailed

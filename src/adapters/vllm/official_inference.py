@@ -9,7 +9,7 @@ from typing import Any
 
 import openai
 
-from adapters.vllm_refusals import refusal, result_of
+from adapters.vllm.refusals import refusal, result_of
 from domain.errors import InferenceRejected, InferenceUnavailable
 from domain.untrusted import header_safe
 

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 
-from adapters import vllm_log_relay
-from adapters.http_endpoint import WorkerEndpoint
-from adapters.shipping import LOG_BATCH, LOG_BUFFER, SNAPSHOT_BUFFER, BatchShipper, LogShipper, SystemMetrics
+from adapters.casola_api.shipping import LOG_BATCH, LOG_BUFFER, SNAPSHOT_BUFFER, BatchShipper, LogShipper, SystemMetrics
+from adapters.operator.endpoint import WorkerEndpoint
+from adapters.vllm import log_relay
 from application.ports import GpuInspector, VllmProbe
 from application.settings import Settings
 from domain.untrusted import Masker
@@ -49,7 +49,7 @@ async def relayed_vllm_log(
     if port == 0:
         yield
         return
-    transport = await vllm_log_relay.listen(port, on_line, on_exit)
+    transport = await log_relay.listen(port, on_line, on_exit)
     try:
         yield
     finally:

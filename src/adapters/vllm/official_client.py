@@ -8,13 +8,13 @@ from application.ports import Inference
 
 
 async def openai_client(base_url: str, api_key: str | None, timeout: float) -> AsyncIterator[Any]:
-    from adapters import openai_inference
+    from adapters.vllm import official_inference
 
-    async with contextlib.asynccontextmanager(openai_inference.openai_client)(base_url, api_key, timeout) as client:
+    async with contextlib.asynccontextmanager(official_inference.openai_client)(base_url, api_key, timeout) as client:
         yield client
 
 
 def openai_inference(client: Any) -> Inference:
-    from adapters.openai_inference import OpenAIInference
+    from adapters.vllm.official_inference import OpenAIInference
 
     return OpenAIInference(client)

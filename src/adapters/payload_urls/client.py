@@ -1,16 +1,11 @@
-"""The HTTP clients the adapters share, as async context managers for the container's resources."""
+"""The HTTP client for a job's own URLs, as an async context manager for the container's resources."""
 
 from collections.abc import AsyncIterator
 
 import httpx
 
-from adapters.guarded_network import GuardedNetwork, GuardedTransport
+from adapters.payload_urls.guarded_network import GuardedNetwork, GuardedTransport
 from domain.addresses import AddressPolicy
-
-
-async def http_client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0)) as client:
-        yield client
 
 
 async def payload_client(policy: AddressPolicy) -> AsyncIterator[httpx.AsyncClient]:

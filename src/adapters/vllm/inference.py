@@ -7,8 +7,8 @@ from typing import Any
 
 import msgspec
 
-from adapters.vllm_client import BrokenAnswer, NoAnswer, VllmClient
-from adapters.vllm_refusals import refusal, result_of
+from adapters.vllm.client import BrokenAnswer, NoAnswer, VllmClient
+from adapters.vllm.refusals import refusal, result_of
 from domain.errors import InferenceUnavailable
 from domain.untrusted import header_safe
 

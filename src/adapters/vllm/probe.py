@@ -4,7 +4,7 @@ import asyncio
 
 import msgspec
 
-from adapters.vllm_client import Answer, BrokenAnswer, NoAnswer, VllmClient
+from adapters.vllm.client import Answer, BrokenAnswer, NoAnswer, VllmClient
 from domain.errors import InferenceRejected, InferenceUnavailable
 
 HEALTH_TIMEOUT = 5.0

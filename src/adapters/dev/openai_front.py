@@ -15,7 +15,7 @@ from aiohttp import web
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from adapters.local_queue import Frame, LocalQueue
+from adapters.dev.local_queue import Frame, LocalQueue
 from application.signals import until_shutdown_signal
 from domain import frames
 from domain.errors import ErrorCategory

@@ -1,9 +1,9 @@
 """vLLM's output to the worker when they run side by side in the container: the entrypoint pipes vLLM's output
-through `python3 -m adapters.vllm_log_relay PORT`, which writes every line on (the container's log) and sends a
+through `python3 -m adapters.vllm.log_relay PORT`, which writes every line on (the container's log) and sends a
 copy to the worker over loopback UDP. Sending never waits: a line the worker cannot take is dropped there,
 never held up here, so vLLM is never slowed by the worker. The worker reads the lines as if it had launched
 vLLM itself: they are shipped with the worker's, and a fatal line is a `fatal` heartbeat. Once vLLM has exited,
-the entrypoint says so with `python3 -m adapters.vllm_log_relay --exited CODE PORT`, so the worker reports it at
+the entrypoint says so with `python3 -m adapters.vllm.log_relay --exited CODE PORT`, so the worker reports it at
 once, even while it still waits for vLLM to become ready.
 """
 

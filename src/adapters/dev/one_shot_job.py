@@ -4,7 +4,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from adapters.local_queue import LocalQueue, chat_job
+from adapters.dev.local_queue import LocalQueue, chat_job
 
 
 async def one_shot_job(queue: LocalQueue, job: dict[str, Any], timeout: float, say: Callable[[str], None]) -> int:

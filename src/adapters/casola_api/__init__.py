@@ -1,0 +1,1 @@
+"""The Casola API: heartbeats, log shipping and system metrics."""

@@ -1,0 +1,1 @@
+"""What the operator sees: the log's layout, /metrics, /healthz and /readyz."""

@@ -1,0 +1,1 @@
+"""A job's own URLs: payloads fetched and results uploaded, only where the address policy allows."""

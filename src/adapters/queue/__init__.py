@@ -1,0 +1,1 @@
+"""The queue port: the worker's one connection to the Casola queue."""

@@ -1,0 +1,1 @@
+"""vLLM: its HTTP API for jobs and probes, its refusals, its process and its relayed output."""
