@@ -1,10 +1,12 @@
-"""One job from frame to outcome: its payload, its kind from the table, validation, inference, result or upload."""
+"""One job from frame to outcome: its payload, its kind from the table (resolved once), validation, inference,
+the frame that reports it (the result inline or uploaded) and its metrics."""
 
 import asyncio
 import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +29,15 @@ EXPECTED_FAILURES: tuple[type[Exception], ...] = (JobFailed, TimeoutError, *CATE
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass
+class JobRun:
+    """One job in the runner's hands: when it started and, once its payload is read, its kind."""
+
+    job: Job
+    started_at: float
+    kind: str = "unknown"  # the metrics label: the table's task once the kind is known (labels stay bounded)
 
 
 class JobRunner:
@@ -52,23 +63,28 @@ class JobRunner:
         self.limits = limits or PayloadLimits()
         self.now = now
 
-    async def outcome(self, job: Job) -> Outcome:
+    def begin(self, job: Job) -> JobRun:
+        return JobRun(job, self.clock())
+
+    async def outcome(self, run: JobRun) -> Outcome:
         """The job's result, or why it failed; within the job's deadline."""
         try:
             async with asyncio.timeout(self.job_timeout):
-                return await self._result(job)
+                return await self._result(run)
         except EXPECTED_FAILURES as error:
             return job_failure(error, self.job_timeout)
         except Exception as error:
-            log.exception("job %s: unexpected error", job.job_id)
+            log.exception("job %s: unexpected error", run.job.job_id)
             return job_failure(error, self.job_timeout)
 
-    async def _result(self, job: Job) -> dict[str, Any]:
+    async def _result(self, run: JobRun) -> dict[str, Any]:
+        job = run.job
         payload = job.payload if job.payload_url is None else await self.payloads.fetch(job.payload_url)
         if not isinstance(payload, dict):
             reason = f"payload must be a JSON object, got {type(payload).__name__}"
             raise JobFailed(ErrorCategory.INVALID_PAYLOAD, reason)
         kind, job_type = resolve_kind(job.job_type, payload)
+        run.kind = kind.task
         valid = validate_payload(kind.payload, payload, job.payload_url is None, self.limits)  # fetched: not echoed
         body = request_body(valid, await self.models.resolve(valid.request.model))
         try:
@@ -90,27 +106,29 @@ class JobRunner:
         self.finished += 1
         return answer
 
-    async def report(self, job: Job, fence_token: int, outcome: Outcome, started_at: float) -> OutboundFrame:
-        """The frame that reports the outcome, and the job counted in the metrics."""
-        took = self.clock() - started_at
-        frame = await self.frame(job, fence_token, outcome, took)
-        self.count(job, outcome, took, self.clock() - started_at)
-        return frame
-
-    def cancelled(self, job: Job, category: str, started_at: float) -> None:
-        """A job revoked or given up: counted, no frame."""
-        took = self.clock() - started_at
-        self.metrics.job_ended(kind_label(job), category, took, took)
-
-    async def frame(self, job: Job, fence_token: int, outcome: Outcome, took: float) -> OutboundFrame:
-        """The frame that reports the outcome; a large result is uploaded first when the job says where."""
+    async def report(self, run: JobRun, fence_token: int, outcome: Outcome) -> OutboundFrame:
+        """The frame that reports the outcome (a large result uploaded first when the job says where), and the
+        job counted in the metrics."""
+        job, took = run.job, self.clock() - run.started_at
         if isinstance(outcome, JobFailed):
             log.warning("job %s failed after %.2f s: %s", job.job_id, took, outcome)
-            return JobError(job.job_id, fence_token, str(outcome))
+            frame: OutboundFrame = JobError(job.job_id, fence_token, str(outcome))
+            self.metrics.job_ended(run.kind, outcome.category.value, took, self.clock() - run.started_at)
+            return frame
         log.info("job %s done in %.2f s (%s)", job.job_id, took, _token_counts(outcome))
-        if job.result_upload_url is not None and await self._uploaded(job.job_id, job.result_upload_url, outcome):
-            return JobResultRef(job.job_id, fence_token)
-        return JobResult(job.job_id, fence_token, outcome)
+        uploaded = job.result_upload_url is not None and await self._uploaded(
+            job.job_id, job.result_upload_url, outcome
+        )
+        frame = JobResultRef(job.job_id, fence_token) if uploaded else JobResult(job.job_id, fence_token, outcome)
+        self.metrics.job_ended(run.kind, "result", took, self.clock() - run.started_at)
+        usage = _usage(outcome)
+        self.metrics.tokens(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+        return frame
+
+    def cancelled(self, run: JobRun, category: str) -> None:
+        """A job revoked or given up: counted, no frame."""
+        took = self.clock() - run.started_at
+        self.metrics.job_ended(run.kind, category, took, took)
 
     async def _uploaded(self, job_id: str, url: str, result: dict[str, Any]) -> bool:
         body = json.dumps(result, separators=(",", ":")).encode()
@@ -122,23 +140,6 @@ class JobRunner:
             log.warning("job %s: result upload failed, sending inline: %s", job_id, error)
             return False
         return True
-
-    def count(self, job: Job, outcome: Outcome, seconds: float, to_result: float) -> None:
-        """The job's outcome, duration and tokens in the metrics."""
-        if isinstance(outcome, JobFailed):
-            self.metrics.job_ended(kind_label(job), outcome.category.value, seconds, to_result)
-            return
-        self.metrics.job_ended(str(outcome.get("task", "unknown")), "result", seconds, to_result)
-        usage = _usage(outcome)
-        self.metrics.tokens(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
-
-
-def kind_label(job: Job) -> str:
-    """The job's kind for a metric label: one of the table's tasks, or `unknown` (labels stay bounded)."""
-    try:
-        return resolve_kind(job.job_type, job.payload if isinstance(job.payload, dict) else {})[0].task
-    except JobFailed:
-        return "unknown"
 
 
 def _usage(result: dict[str, Any]) -> dict[str, Any]:

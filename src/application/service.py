@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from application.job_context import current_job_id
-from application.job_runner import JobRunner
+from application.job_runner import JobRun, JobRunner
 from application.metrics import NO_METRICS
 from application.ports import Heartbeats, QueueConnection, VllmProbe, WorkerMetrics
 from application.queue_link import QueueLink
@@ -60,7 +60,7 @@ class WorkerService:
         self.failure: Failure | None = None
         self._group: asyncio.TaskGroup | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
-        self._jobs: dict[int, tuple[asyncio.Task[None], float]] = {}  # by id(RunningJob): its task, when it started
+        self._jobs: dict[int, tuple[asyncio.Task[None], JobRun]] = {}  # by id(RunningJob): its task, the runner's run
         # What the state machine asks, each to its handler.
         self._command_handlers: dict[type, Callable[[Any], None]] = {
             Send: self._send,
@@ -218,8 +218,8 @@ class WorkerService:
     def _cancel(self, command: CancelJob) -> None:
         log.info("job %s cancelled: %s", command.running.job.job_id, command.reason)
         if (started := self._jobs.get(id(command.running))) is not None:
-            task, started_at = started
-            self.runner.cancelled(command.running.job, command.outcome, started_at)
+            task, run = started
+            self.runner.cancelled(run, command.outcome)
             task.cancel()
 
     # Jobs.
@@ -228,18 +228,18 @@ class WorkerService:
         assert self._group is not None
         job = running.job
         log.debug("job %s started (%s, fence %d)", job.job_id, job.mode, job.fence_token)  # info: one line a job
-        started_at = self.clock()
-        self._jobs[id(running)] = (self._group.create_task(self._run_job(running, started_at)), started_at)
+        run = self.runner.begin(job)
+        self._jobs[id(running)] = (self._group.create_task(self._run_job(running, run)), run)
 
-    async def _run_job(self, running: RunningJob, started_at: float) -> None:
+    async def _run_job(self, running: RunningJob, run: JobRun) -> None:
         current_job_id.set(running.job.job_id)  # this task's log lines carry the job's id
         outcome = None
         try:
-            outcome = await self.runner.outcome(running.job)
+            outcome = await self.runner.outcome(run)
         finally:
             self._jobs.pop(id(running), None)
             if self.worker.finish(running) and outcome is not None:
-                self.queue.send(await self.runner.report(running.job, running.fence_token, outcome, started_at))
+                self.queue.send(await self.runner.report(run, running.fence_token, outcome))
 
     def _job_tasks(self) -> list["asyncio.Task[None]"]:
         return [task for task, _ in self._jobs.values()]
