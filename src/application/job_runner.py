@@ -13,13 +13,13 @@ from typing import Any
 from application.metrics import NO_METRICS
 from application.ports import Inference, PayloadStore, WorkerMetrics
 from application.served_models import ServedModels
-from domain import results
 from domain.errors import CATEGORY_OF, ErrorCategory, InferenceRejected, JobFailed, PayloadTransferFailed, job_failure
 from domain.frames import JobError, JobResult, JobResultRef, OutboundFrame
-from domain.jobs import Job
+from domain.jobs import Job, upload_instead
 from domain.kinds import resolve_kind
 from domain.payloads import PayloadLimits
 from domain.request_body import request_body, validate_payload
+from domain.worker import RunningJob
 
 log = logging.getLogger("worker")
 
@@ -35,9 +35,13 @@ def utc_now() -> datetime:
 class JobRun:
     """One job in the runner's hands: when it started and, once its payload is read, its kind."""
 
-    job: Job
+    running: RunningJob  # the state machine's record: the job, and the newest fence token it was given
     started_at: float
     kind: str = "unknown"  # the metrics label: the table's task once the kind is known (labels stay bounded)
+
+    @property
+    def job(self) -> Job:
+        return self.running.job
 
 
 class JobRunner:
@@ -63,8 +67,12 @@ class JobRunner:
         self.limits = limits or PayloadLimits()
         self.now = now
 
-    def begin(self, job: Job) -> JobRun:
-        return JobRun(job, self.clock())
+    def begin(self, running: RunningJob) -> JobRun:
+        return JobRun(running, self.clock())
+
+    async def run(self, run: JobRun) -> OutboundFrame:
+        """The frame that reports the job's outcome; the job counted in the metrics."""
+        return await self.report(run, await self.outcome(run))
 
     async def outcome(self, run: JobRun) -> Outcome:
         """The job's result, or why it failed; within the job's deadline."""
@@ -87,34 +95,25 @@ class JobRunner:
         run.kind = kind.task
         valid = validate_payload(kind.payload, payload, job.payload_url is None, self.limits)  # fetched: not echoed
         body = request_body(valid, await self.models.resolve(valid.request.model))
+        self.in_flight += 1  # requests to vLLM now, and those it finished: what the stall watch reads
         try:
-            output = await self._inferred(kind.route, body, job.job_id)
+            output = await self.inference.infer(kind.route, body, job.request_id)
         except InferenceRejected as rejected:
-            raise kind.explained(rejected, body) from None
-        return results.job_result(kind, job_type, job.config_id, output, self.now())
-
-    async def _inferred(self, route: str, body: dict[str, Any], job_id: str) -> dict[str, Any]:
-        """vLLM's answer, counted: requests in flight now, and those vLLM finished (answered, or refused)."""
-        self.in_flight += 1
-        try:
-            answer = await self.inference.infer(route, body, job_id)
-        except InferenceRejected:
             self.finished += 1
-            raise
+            raise kind.explained(rejected, body) from None
         finally:
             self.in_flight -= 1
         self.finished += 1
-        return answer
+        return kind.job_result(job_type, job.config_id, output, self.now())
 
-    async def report(self, run: JobRun, fence_token: int, outcome: Outcome) -> OutboundFrame:
+    async def report(self, run: JobRun, outcome: Outcome) -> OutboundFrame:
         """The frame that reports the outcome (a large result uploaded first when the job says where), and the
         job counted in the metrics."""
-        job, took = run.job, self.clock() - run.started_at
+        job, took, fence_token = run.job, self.clock() - run.started_at, run.running.fence_token
         if isinstance(outcome, JobFailed):
             log.warning("job %s failed after %.2f s: %s", job.job_id, took, outcome)
-            frame: OutboundFrame = JobError(job.job_id, fence_token, str(outcome))
-            self.metrics.job_ended(run.kind, outcome.category.value, took, self.clock() - run.started_at)
-            return frame
+            self.metrics.job_ended(run.kind, outcome.category.value, took, took)
+            return JobError(job.job_id, fence_token, str(outcome))
         log.info("job %s done in %.2f s (%s)", job.job_id, took, _token_counts(outcome))
         uploaded = job.result_upload_url is not None and await self._uploaded(
             job.job_id, job.result_upload_url, outcome
@@ -132,7 +131,7 @@ class JobRunner:
 
     async def _uploaded(self, job_id: str, url: str, result: dict[str, Any]) -> bool:
         body = json.dumps(result, separators=(",", ":")).encode()
-        if not results.upload_instead(len(body), url):
+        if not upload_instead(len(body), url):
             return False
         try:
             await self.payloads.upload(url, body)

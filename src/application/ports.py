@@ -45,8 +45,9 @@ class Inference(Protocol):
     """vLLM's OpenAI-compatible routes, for jobs."""
 
     async def infer(self, route: str, body: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
-        """vLLM's answer; `InferenceUnavailable` or `InferenceRejected` when there is none. `request_id` goes in
-        `X-Request-Id`, which vLLM takes as its own request id, so a job can be followed into vLLM's log."""
+        """vLLM's answer; `InferenceUnavailable` or `InferenceRejected` when there is none. `request_id` (header-safe:
+        `Job.request_id`) goes in `X-Request-Id`, which vLLM takes as its own request id, so a job can be followed
+        into vLLM's log."""
 
 
 class VllmProbe(Protocol):

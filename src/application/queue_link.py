@@ -8,7 +8,6 @@ from typing import Any
 from application.ports import QueueConnection, QueueRejected, WorkerMetrics
 from domain import frames, rules
 from domain.frames import OutboundFrame
-from domain.jobs import Job
 from domain.rules import Failure
 from domain.untrusted import WarningBudget, loggable
 from domain.worker import Command, Send, Worker
@@ -34,10 +33,7 @@ class QueueLink:
         self._connections = 0
         self._unknown_types: set[str] = set()
         self._warnings = WarningBudget()
-        self._handlers: dict[type, Callable[[Any], None]] = {  # each frame the queue sends, to its handler
-            Job: lambda job: self.execute(self.worker.receive(job, self.clock())),
-            frames.JobRevoked: lambda revoked: self.execute(self.worker.revoke(revoked.job_id, revoked.reason)),
-            frames.BadJob: lambda bad: self.execute(self.worker.refuse_bad(bad)),
+        self._handlers: dict[type, Callable[[Any], None]] = {  # each frame that is not about a job, to its handler
             frames.QueueError: lambda error: self.warn("queue reports an error: %s", loggable(error.message)),
         }
 
@@ -70,7 +66,11 @@ class QueueLink:
         except frames.MalformedFrame as malformed:
             self.warn("queue: skipped malformed frame (%s): %s", loggable(malformed), loggable(message))
             return
-        self._handlers.get(type(frame), self._on_unknown)(frame)
+        commands = self.worker.on_frame(frame, self.clock())  # a job frame: the state machine says what to do
+        if commands is not None:
+            self.execute(commands)
+        else:
+            self._handlers.get(type(frame), self._on_unknown)(frame)
 
     def _on_unknown(self, frame: Any) -> None:
         if (kind := loggable(frame.type, 80)) not in self._unknown_types:

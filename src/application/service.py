@@ -228,18 +228,18 @@ class WorkerService:
         assert self._group is not None
         job = running.job
         log.debug("job %s started (%s, fence %d)", job.job_id, job.mode, job.fence_token)  # info: one line a job
-        run = self.runner.begin(job)
-        self._jobs[id(running)] = (self._group.create_task(self._run_job(running, run)), run)
+        run = self.runner.begin(running)
+        self._jobs[id(running)] = (self._group.create_task(self._run_job(run)), run)
 
-    async def _run_job(self, running: RunningJob, run: JobRun) -> None:
-        current_job_id.set(running.job.job_id)  # this task's log lines carry the job's id
-        outcome = None
+    async def _run_job(self, run: JobRun) -> None:
+        current_job_id.set(run.job.job_id)  # this task's log lines carry the job's id
+        frame = None
         try:
-            outcome = await self.runner.outcome(run)
+            frame = await self.runner.run(run)
         finally:
-            self._jobs.pop(id(running), None)
-            if self.worker.finish(running) and outcome is not None:
-                self.queue.send(await self.runner.report(run, running.fence_token, outcome))
+            self._jobs.pop(id(run.running), None)
+            if self.worker.finish(run.running) and frame is not None:
+                self.queue.send(frame)
 
     def _job_tasks(self) -> list["asyncio.Task[None]"]:
         return [task for task, _ in self._jobs.values()]

@@ -5,6 +5,7 @@ Adding a kind is one entry in `KINDS` and its payload model; nothing else branch
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from domain.errors import ErrorCategory, InferenceRejected, JobFailed
@@ -34,6 +35,16 @@ class JobKind:
         """The result's kind-specific fields, from vLLM's answer."""
         return self.result_fields(output) if self.result_fields else {self.result_field: output}
 
+    def job_result(self, job_type: str, config_id: str, output: dict[str, Any], now: datetime) -> dict[str, Any]:
+        """The result the worker returns (the seed's format); `output` is the OpenAI object vLLM returned."""
+        return {
+            "status": "success",
+            "job_type": job_type,
+            "task": self.task,
+            "config_id": config_id,
+            "processed_at": processed_at(now),
+        } | self.result(output)
+
     def response(self, result: dict[str, Any], model: str) -> dict[str, Any]:
         """The OpenAI response a REST front answers with, from this kind's result."""
         return self.openai_response(result, model) if self.openai_response else dict(result[self.result_field])
@@ -47,6 +58,11 @@ class JobKind:
             hint = f"{rejected}; tool calling needs vLLM started with {TOOL_FLAGS}: add both to VLLM_EXTRA_ARGS"
             return InferenceRejected(hint, rejected.status)
         return rejected
+
+
+def processed_at(now: datetime) -> str:
+    """ISO 8601 with milliseconds and a `Z`, as in the seed: 2024-01-29T12:00:00.000Z."""
+    return f"{now.astimezone(UTC).replace(tzinfo=None).isoformat(timespec='milliseconds')}Z"
 
 
 def embeddings_result(output: dict[str, Any]) -> dict[str, Any]:

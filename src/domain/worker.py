@@ -1,10 +1,23 @@
 """The worker state machine: states, legal transitions, and what each event commands."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from domain.errors import ErrorCategory, job_error_text
-from domain.frames import BadJob, Drain, JobError, JobProgress, OutboundFrame, Pause, Register, Resume
+from domain.frames import (
+    BadJob,
+    Drain,
+    InboundFrame,
+    JobError,
+    JobProgress,
+    JobRevoked,
+    OutboundFrame,
+    Pause,
+    Register,
+    Resume,
+)
 from domain.jobs import Job, JobMode
 from domain.leases import Lease
 
@@ -124,6 +137,11 @@ class Worker:
         if self.state is S.RUNNING:
             self.transition(S.CONNECTING)
 
+    def on_frame(self, frame: InboundFrame, now: float) -> list[Command] | None:
+        """What a job frame from the queue commands (start, revoke, refuse); None for any other frame."""
+        handle = JOB_FRAMES.get(type(frame))
+        return None if handle is None else handle(self, frame, now)
+
     def receive(self, job: Job, now: float) -> list[Command]:
         existing = self.running.get(job.job_id)
         if existing is not None and not existing.revoked:  # a revoked attempt no longer blocks a new one
@@ -223,3 +241,11 @@ class Worker:
 
     def fail(self) -> None:
         self.transition(S.FAILED)
+
+
+# Each job frame the queue sends, to what the worker does with it.
+JOB_FRAMES: dict[type, Callable[[Worker, Any, float], list[Command]]] = {
+    Job: lambda worker, job, now: worker.receive(job, now),
+    JobRevoked: lambda worker, revoked, now: worker.revoke(revoked.job_id, revoked.reason),
+    BadJob: lambda worker, bad, now: worker.refuse_bad(bad),
+}

@@ -5,8 +5,8 @@ import pytest
 from domain import rules
 from domain.errors import InferenceRejected, InferenceUnavailable, JobFailed, PayloadTransferFailed, job_failure
 from domain.frames import Drain, JobError, JobProgress, JobResult, OutboundFrame
+from domain.jobs import RESULT_INLINE_LIMIT, upload_instead
 from domain.outbox import Outbox
-from domain.results import RESULT_INLINE_LIMIT, upload_instead
 from domain.rules import Failure, HealthWatch, HeartbeatStatus, ShutdownStep, Thresholds
 from domain.vllm import LogVerdict, gauge
 

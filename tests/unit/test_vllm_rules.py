@@ -4,9 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from domain.kinds import CHAT
+from domain.kinds import CHAT, processed_at
 from domain.leases import Lease, default_renew_after
-from domain.results import job_result, processed_at
 from domain.vllm import LogVerdict, classify_log_line, serve_command
 
 
@@ -44,7 +43,7 @@ def test_result_in_the_seed_format() -> None:
     now = datetime(2024, 1, 29, 12, 0, 0, 123456, tzinfo=UTC)
     completion = {"id": "c", "choices": []}
     assert processed_at(now) == "2024-01-29T12:00:00.123Z"
-    assert job_result(CHAT, "chat_completion", "cfg", completion, now) == {
+    assert CHAT.job_result("chat_completion", "cfg", completion, now) == {
         "status": "success",
         "job_type": "chat_completion",
         "task": "openai/chat-completion",

@@ -10,7 +10,6 @@ import msgspec
 from adapters.vllm.client import BrokenAnswer, NoAnswer, VllmClient
 from adapters.vllm.refusals import refusal, result_of
 from domain.errors import InferenceUnavailable
-from domain.untrusted import header_safe
 
 _encode = msgspec.json.Encoder().encode
 
@@ -27,7 +26,7 @@ class HttpInference:
         never tried again, so nothing outlives the job's deadline or a revoke (cancelling the call closes the
         connection, and vLLM aborts the request).
         """
-        headers = {"X-Request-Id": header_safe(request_id)} if request_id else None
+        headers = {"X-Request-Id": request_id} if request_id else None
         try:
             answer = await self.client.post(route, _encode(body), headers)
         except NoAnswer as error:
