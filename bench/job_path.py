@@ -20,9 +20,10 @@ try:
     from adapters.dev.local_queue import LocalQueue, chat_job
 except ImportError:  # the layout before the adapters were grouped, to measure an older checkout
     from adapters.local_queue import LocalQueue, chat_job  # type: ignore[no-redef]
+from testbed.fake_vllm import FakeVllm
+
 from application.settings import load_settings
 from main import Container
-from testbed.fake_vllm import FakeVllm
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "src"
@@ -76,7 +77,8 @@ class Trail:
         names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
         arguments = [frame.f_locals.get(name) for name in names]  # `self` too: a method of the data is entered
         if not self.held:  # the frame's text, as the queue adapter's frame handler hands it on
-            text = next((a for a in arguments if isinstance(a, (str, bytes)) and JOB_ID in str(a) and '"job"' in str(a)), None)
+            texts = (a for a in arguments if isinstance(a, (str, bytes)) and JOB_ID in str(a) and '"job"' in str(a))
+            text = next(texts, None)
             caller = Path(frame.f_back.f_code.co_filename) if frame.f_back else path
             if text is None or SOURCE not in caller.parents or caller.relative_to(SOURCE).parts[0] != "adapters":
                 return
