@@ -85,7 +85,7 @@ class Container(containers.DeclarativeContainer):
     payload_http = providers.Resource(payload_client, given.payload_policy)
     payloads = providers.Singleton(HttpPayloadStore, payload_http, given.CASOLA_PAYLOAD_TIMEOUT, metrics=metrics)
     models = providers.Singleton(ServedModels, probe, given.VLLM_SERVED_MODEL_NAME)
-    limits = providers.Factory(PayloadLimits, given.CASOLA_MAX_CHOICES)
+    limits = providers.Factory(PayloadLimits, given.CASOLA_MAX_CHOICES, given.CASOLA_MAX_AUDIO_BYTES)
     runner = providers.Singleton(
         JobRunner, inference, payloads, models, given.CASOLA_JOB_TIMEOUT, limits, metrics=metrics
     )

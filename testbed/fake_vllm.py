@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from testbed.fake_vllm_answers import ANSWERS, read_form, speech_refusal
+
 
 @dataclass
 class Behaviour:
@@ -28,7 +30,7 @@ class Behaviour:
     healthy: bool = True
     completion_tokens: int = 5
     drop: int = 0  # close this many of the next requests without answering
-    runner: str = "any"  # "generate" or "pooling": the other runner's routes answer 404, as vLLM's do
+    runner: str = "any"  # "generate", "pooling" or "speech": the others' routes answer 404, as vLLM's do
     tool_calling: bool = True  # False: tools are refused as by a vLLM without --tool-call-parser
     aliases: list[str] = field(default_factory=list)  # more names in /v1/models (LoRA adapters, ...)
     waiting: int = 0  # vllm:num_requests_waiting in /metrics
@@ -39,6 +41,7 @@ class Behaviour:
 
 GENERATE_ROUTES = ("/v1/chat/completions", "/v1/completions")
 POOLING_ROUTES = ("/v1/embeddings", "/v1/score", "/v1/rerank")
+SPEECH_ROUTES = ("/v1/audio/transcriptions", "/v1/audio/translations")
 
 
 @dataclass
@@ -128,7 +131,11 @@ class Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": {"message": f"no route {self.path}"}})
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        content = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        content_type = self.headers.get("Content-Type", "")
+        body = (
+            read_form(content, content_type) if content_type.startswith("multipart/") else json.loads(content or b"{}")
+        )
         if self.path == "/control":
             for name, value in body.items():
                 setattr(self.server.behaviour, name, value)
@@ -150,7 +157,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _routes(self) -> tuple[str, ...]:
         runner = self.server.behaviour.runner
-        return (GENERATE_ROUTES if runner != "pooling" else ()) + (POOLING_ROUTES if runner != "generate" else ())
+        served = {"generate": GENERATE_ROUTES, "pooling": POOLING_ROUTES, "speech": SPEECH_ROUTES}
+        return served[runner] if runner in served else GENERATE_ROUTES + POOLING_ROUTES + SPEECH_ROUTES
 
     def _answer(self, body: dict[str, Any]) -> None:
         behaviour = self.server.behaviour
@@ -169,6 +177,8 @@ class Handler(BaseHTTPRequestHandler):
         elif body.get("tools") and not behaviour.tool_calling:
             message = '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'
             self._json(400, {"error": {"message": message, "type": "BadRequestError", "code": 400}})
+        elif (refused := speech_refusal(self.path, body)) is not None:
+            self._json(400, {"error": {"message": refused, "type": "BadRequestError", "code": 400}})
         else:
             self.server.record.tokens += behaviour.completion_tokens + 1
             self._json(200, ANSWERS[self.path](body, body.get("model", ""), behaviour.completion_tokens))
@@ -199,76 +209,6 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         except OSError:
             self.close_connection = True
-
-
-def completion(body: dict[str, Any], model: str, tokens: int) -> dict[str, Any]:
-    prompt_tokens = sum(len(str(message.get("content", "")).split()) + 4 for message in body.get("messages", []))
-    max_tokens = body.get("max_tokens") or 512
-    completion_tokens = min(tokens, max_tokens)
-    return {
-        "id": f"chatcmpl-fake-{time.monotonic_ns()}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": " ".join(["word"] * completion_tokens)},
-                "finish_reason": "length" if completion_tokens == max_tokens else "stop",
-            }
-        ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
-
-
-def text_completion(body: dict[str, Any], model: str, tokens: int) -> dict[str, Any]:
-    count = min(tokens, body.get("max_tokens") or 16)
-    return {
-        "id": f"cmpl-fake-{time.monotonic_ns()}",
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "text": " word" * count, "finish_reason": "length", "logprobs": None}],
-        "usage": {"prompt_tokens": 2, "completion_tokens": count, "total_tokens": 2 + count},
-    }
-
-
-def score(body: dict[str, Any], model: str, tokens: int) -> dict[str, Any]:
-    documents = body.get("documents") or body.get("items") or body.get("text_2") or body.get("data_2")
-    count = len(documents) if isinstance(documents, list) else 1
-    data = [{"index": i, "object": "score", "score": 1.0 / (i + 2)} for i in range(count)]
-    return {"id": "score-fake", "object": "list", "model": model, "data": data, "usage": {"prompt_tokens": count}}
-
-
-def rerank(body: dict[str, Any], model: str, tokens: int) -> dict[str, Any]:
-    documents = body["documents"] if isinstance(body["documents"], list) else [body["documents"]]
-    results = [
-        {"index": i, "document": {"text": text}, "relevance_score": 1.0 / (i + 2)} for i, text in enumerate(documents)
-    ]
-    return {"id": "rerank-fake", "model": model, "usage": {"total_tokens": len(documents)}, "results": results}
-
-
-def embeddings(body: dict[str, Any], model: str, tokens: int = 0) -> dict[str, Any]:
-    inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-    return {
-        "object": "list",
-        "model": model,
-        "data": [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i in range(len(inputs))],
-        "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)},
-    }
-
-
-ANSWERS = {
-    "/v1/chat/completions": completion,
-    "/v1/completions": text_completion,
-    "/v1/embeddings": embeddings,
-    "/v1/score": score,
-    "/v1/rerank": rerank,
-}
 
 
 def main(argv: list[str]) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from application.metrics import NO_METRICS
 from application.ports import Inference, PayloadStore, WorkerMetrics
 from application.served_models import ServedModels
+from domain.audio_payloads import AudioFile, TranslationPayload, audio_file
 from domain.errors import CATEGORY_OF, ErrorCategory, InferenceRejected, JobFailed, PayloadTransferFailed, job_failure
 from domain.frames import JobError, JobResult, JobResultRef, OutboundFrame
 from domain.jobs import Job, upload_instead
@@ -95,9 +96,13 @@ class JobRunner:
         run.kind = kind.task
         valid = validate_payload(kind.payload, payload, job.payload_url is None, self.limits)  # fetched: not echoed
         body = request_body(valid, await self.models.resolve(valid.request.model))
+        audio = await self._audio(valid.request) if isinstance(valid.request, TranslationPayload) else None
         self.in_flight += 1  # requests to vLLM now, and those it finished: what the stall watch reads
         try:
-            output = await self.inference.infer(kind.route, body, job.request_id)
+            if audio is None:
+                output = await self.inference.infer(kind.route, body, job.request_id)
+            else:
+                output = await self.inference.transcribe(kind.route, body, audio, job.request_id)
         except InferenceRejected as rejected:
             self.finished += 1
             raise kind.explained(rejected, body) from None
@@ -105,6 +110,18 @@ class JobRunner:
             self.in_flight -= 1
         self.finished += 1
         return kind.job_result(job_type, job.config_id, output, self.now())
+
+    async def _audio(self, request: TranslationPayload) -> AudioFile:
+        """An audio job's file: given inline, or fetched from `audio_url` within CASOLA_MAX_AUDIO_BYTES."""
+        data = request.inline_audio
+        if data is None:
+            try:
+                data = await self.payloads.fetch_bytes(str(request.audio_url), self.limits.max_audio_bytes)
+            except PayloadTransferFailed as error:
+                raise JobFailed(ErrorCategory.INVALID_PAYLOAD, f"audio_url: {error}") from None
+            if not data:
+                raise JobFailed(ErrorCategory.INVALID_PAYLOAD, "audio_url: the audio is empty")
+        return audio_file(data, request.filename, request.content_type)
 
     async def report(self, run: JobRun, outcome: Outcome) -> OutboundFrame:
         """The frame that reports the outcome (a large result uploaded first when the job says where), and the

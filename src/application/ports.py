@@ -4,6 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from domain.audio_payloads import AudioFile
 from domain.frames import OutboundFrame
 from domain.rules import HeartbeatStatus
 
@@ -49,6 +50,12 @@ class Inference(Protocol):
         `Job.request_id`) goes in `X-Request-Id`, which vLLM takes as its own request id, so a job can be followed
         into vLLM's log."""
 
+    async def transcribe(
+        self, route: str, body: dict[str, Any], audio: AudioFile, request_id: str | None = None
+    ) -> dict[str, Any]:
+        """vLLM's answer to an audio job at a speech-to-text route: a multipart form, `audio` its file and each
+        field of `body` a form field; fails as `infer` does."""
+
 
 class VllmProbe(Protocol):
     """What the worker asks vLLM about itself: health, the models it serves, its load."""
@@ -66,6 +73,9 @@ class PayloadStore(Protocol):
     """Payloads given by URL and results too large to send inline."""
 
     async def fetch(self, url: str) -> Any: ...
+
+    async def fetch_bytes(self, url: str, max_bytes: int) -> bytes:
+        """The body at `url` as it is (an audio job's `audio_url`), at most `max_bytes`."""
 
     async def upload(self, url: str, body: bytes) -> None: ...
 

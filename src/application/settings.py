@@ -136,6 +136,7 @@ class Settings(VllmSettings, GpuSettings):
     CASOLA_PAYLOAD_ALLOWED_HOSTS: str = ""
     CASOLA_PAYLOAD_TIMEOUT: Seconds = 60.0
     CASOLA_MAX_CHOICES: Annotated[int, Field(ge=1, le=128)] = 8
+    CASOLA_MAX_AUDIO_BYTES: Annotated[int, Field(ge=1, le=1024 * 1024 * 1024)] = 25 * 1024 * 1024
     WORKER_HTTP_HOST: str = "0.0.0.0"
     WORKER_HTTP_PORT: Annotated[int, Field(ge=0, le=65535)] = 8081
     WORKER_VLLM_LOG_PORT: Annotated[int, Field(ge=0, le=65535)] = 0

@@ -7,7 +7,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from domain.payloads import (
     Int64,
-    JobPayload,
     LogprobCount,
     Options,
     PayloadLimits,
@@ -15,6 +14,7 @@ from domain.payloads import (
     Stop,
     StopText,
     Strict,
+    TextPayload,
     Texts,
     TokenId,
     TokenIds,
@@ -68,7 +68,7 @@ class StructuredOutputs(Strict):
         return self
 
 
-class GenerationPayload(JobPayload):
+class GenerationPayload(TextPayload):
     """The sampling fields that chat and text completion share (OpenAI's and vLLM's own)."""
 
     frequency_penalty: Penalty | None = None

@@ -8,14 +8,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from domain.audio_payloads import TranscriptionPayload, TranslationPayload
 from domain.errors import ErrorCategory, InferenceRejected, JobFailed
 from domain.generation_payloads import ChatPayload, CompletionPayload
 from domain.payloads import EmbeddingsPayload, JobPayload, RerankPayload, ScorePayload
 
-Runner = Literal["generate", "pooling"]
+Runner = Literal["generate", "pooling", "speech"]
 RUNNER_FLAGS: dict[Runner, str] = {
     "generate": "a generate model (without --runner pooling)",
     "pooling": "a pooling model (--runner pooling --convert embed in VLLM_EXTRA_ARGS)",
+    "speech": "a speech-to-text model (a Whisper-family VLLM_MODEL such as openai/whisper-large-v3, and vLLM with "
+    "its audio extras: pip install 'vllm[audio]')",
 }
 TOOL_FLAGS = "--enable-auto-tool-choice --tool-call-parser <the model's parser, e.g. hermes>"
 
@@ -30,6 +33,7 @@ class JobKind:
     result_field: str  # the result field that holds vLLM's answer
     result_fields: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # when the queue reads another shape
     openai_response: Callable[[dict[str, Any], str], dict[str, Any]] | None = None  # the way back from that shape
+    audio: bool = False  # the payload carries an audio file, sent to vLLM as a multipart form
 
     def result(self, output: dict[str, Any]) -> dict[str, Any]:
         """The result's kind-specific fields, from vLLM's answer."""
@@ -49,8 +53,11 @@ class JobKind:
         """The OpenAI response a REST front answers with, from this kind's result."""
         return self.openai_response(result, model) if self.openai_response else dict(result[self.result_field])
 
-    def explained(self, rejected: InferenceRejected, body: dict[str, Any]) -> InferenceRejected:
-        """vLLM's refusal, with what the operator must change when vLLM lacks the capability."""
+    def explained(self, rejected: InferenceRejected, body: dict[str, Any]) -> Exception:
+        """vLLM's refusal, with what the operator must change when vLLM lacks the capability; an audio job's 400 is
+        the payload's fault, named by its field."""
+        if rejected.status == 400 and self.audio:
+            return JobFailed(ErrorCategory.INVALID_PAYLOAD, f"{refused_field(str(rejected), body)}: {rejected}")
         if rejected.status == 404:
             hint = f"this vLLM does not serve {self.route}: {self.task} jobs need {RUNNER_FLAGS[self.runner]}"
             return InferenceRejected(hint, rejected.status)
@@ -58,6 +65,12 @@ class JobKind:
             hint = f"{rejected}; tool calling needs vLLM started with {TOOL_FLAGS}: add both to VLLM_EXTRA_ARGS"
             return InferenceRejected(hint, rejected.status)
         return rejected
+
+
+def refused_field(reason: str, body: dict[str, Any]) -> str:
+    """The payload field vLLM's 400 is about: one it names, the audio when it speaks of audio, else the payload."""
+    named = next((name for name in body if name != "model" and name in reason), None)
+    return named or ("audio" if "audio" in reason.lower() or "file" in reason.lower() else "payload")
 
 
 def processed_at(now: datetime) -> str:
@@ -129,7 +142,25 @@ RERANK = JobKind(
     runner="pooling",
     result_field="rerank",
 )
-KINDS = (CHAT, COMPLETION, EMBEDDINGS, SCORE, RERANK)
+TRANSCRIPTION = JobKind(
+    task="openai/audio-transcription",
+    names=frozenset({"openai/audio-transcription"}),
+    payload=TranscriptionPayload,
+    route="/v1/audio/transcriptions",
+    runner="speech",
+    result_field="transcription",
+    audio=True,
+)
+TRANSLATION = JobKind(
+    task="openai/audio-translation",
+    names=frozenset({"openai/audio-translation"}),
+    payload=TranslationPayload,
+    route="/v1/audio/translations",
+    runner="speech",
+    result_field="translation",
+    audio=True,
+)
+KINDS = (CHAT, COMPLETION, EMBEDDINGS, SCORE, RERANK, TRANSCRIPTION, TRANSLATION)
 DEFAULT_KIND, DEFAULT_NAME = CHAT, "chat_completion"  # a job that names no kind
 
 _BY_NAME = {name: kind for kind in KINDS for name in kind.names}

@@ -2,7 +2,7 @@
 
 A field the worker does not know is refused, named; a field it knows but cannot honour is refused, saying why
 (`refused_fields.py`). This module has what every kind shares and the pooling kinds (embeddings, score, rerank);
-`generation_payloads.py` has chat and text completion.
+`generation_payloads.py` has chat and text completion, `audio_payloads.py` transcription and translation.
 """
 
 from dataclasses import dataclass
@@ -26,9 +26,11 @@ Texts = Annotated[list[str], Field(min_length=1)]
 
 @dataclass(frozen=True)
 class PayloadLimits:
-    """What the operator caps: `n` (choices per job, each a full generation) by CASOLA_MAX_CHOICES."""
+    """What the operator caps: `n` (choices per job, each a full generation) by CASOLA_MAX_CHOICES, and an audio
+    job's file by CASOLA_MAX_AUDIO_BYTES."""
 
     max_choices: int = 8
+    max_audio_bytes: int = 25 * 1024 * 1024  # CASOLA_MAX_AUDIO_BYTES: OpenAI's 25 MB
 
 
 class Strict(BaseModel):
@@ -47,11 +49,6 @@ class JobPayload(Strict):
     task: str | None = None  # the kind's name, read before validation; not sent
     job_type: str | None = None
     extra_body: Options | None = None
-    user: str | None = None
-    priority: Int64 | None = None
-    cache_salt: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
-    truncate_prompt_tokens: Annotated[int, Field(ge=-1)] | None = None
-    truncation_side: Literal["left", "right"] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -67,7 +64,17 @@ class JobPayload(Strict):
         return frozenset()
 
 
-class EmbeddingsPayload(JobPayload):
+class TextPayload(JobPayload):
+    """What the text routes share (chat, completion, embeddings, score, rerank); the audio routes have none of it."""
+
+    user: str | None = None
+    priority: Int64 | None = None
+    cache_salt: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
+    truncate_prompt_tokens: Annotated[int, Field(ge=-1)] | None = None
+    truncation_side: Literal["left", "right"] | None = None
+
+
+class EmbeddingsPayload(TextPayload):
     """The OpenAI embeddings request and vLLM's extras: `input` is text or token ids, one or many."""
 
     INPUTS = frozenset({"input"})
@@ -87,7 +94,7 @@ ScoreText = str | Options
 ScoreTexts = ScoreText | Annotated[list[ScoreText], Field(min_length=1)]
 
 
-class PoolingPayload(JobPayload):
+class PoolingPayload(TextPayload):
     """What vLLM's score and rerank routes share."""
 
     use_activation: bool | None = None

@@ -14,6 +14,7 @@ from adapters.dev.openai_front import OpenAIFront
 from tests.conftest import eventually
 from tests.fakes.fake_api import FakeApi
 from tests.integration.conftest import cli, front_and_worker, spawn, terminate
+from tests.integration.test_audio_jobs import wav
 
 
 @pytest.fixture
@@ -63,6 +64,26 @@ async def test_embeddings_text_completion_score_and_rerank(client: openai.AsyncO
         rerank = (await http.post("/v1/rerank", json={"query": "q", "documents": ["a", "b"]})).json()
     assert [item["score"] for item in score["data"]] == [0.5, 1 / 3]
     assert [item["index"] for item in rerank["results"]] == [0, 1]
+
+
+async def test_the_official_clients_transcription_and_translation_uploads_through_the_queue(
+    client: openai.AsyncOpenAI, fake_vllm: FakeVllm
+) -> None:
+    audio = wav(2.0)
+    transcription = await client.audio.transcriptions.create(
+        model="default", file=("talk.wav", audio, "audio/wav"), language="en", temperature=0.2,
+        response_format="verbose_json", timestamp_granularities=["word"], extra_body={"max_completion_tokens": 2},
+    )  # fmt: skip
+    assert (transcription.text, transcription.duration) == ("word word", 2)
+    assert transcription.words is not None and transcription.words[0].word == "word"
+    translation = await client.audio.translations.create(model="default", file=("talk.wav", audio, "audio/wav"))
+    assert translation.text == "word " * 4 + "word"
+    sent = fake_vllm.record.requests[0]
+    assert sent["file"] == {"filename": "talk.wav", "content_type": "audio/wav", "data": audio}
+    assert (sent["language"], sent["temperature"], sent["timestamp_granularities"]) == ("en", "0.2", ["word"])
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.audio.transcriptions.create(model="default", file=("x.wav", b"not audio", "audio/wav"))
+    assert refused.value.status_code == 400 and "Invalid or corrupted audio data" in str(refused.value)
 
 
 async def test_a_job_error_is_an_openai_error_with_its_category(

@@ -5,13 +5,15 @@ drives them end to end. A request whose client goes away is revoked, as the queu
 """
 
 import asyncio
+import base64
 import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
+from pydantic import TypeAdapter, ValidationError
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -34,6 +36,41 @@ STATUS_OF: dict[str, int] = {
     ErrorCategory.OVER_CAPACITY: 429,
 }
 ListModels = Callable[[], Awaitable[list[str]]]
+
+
+async def audio_form(kind: JobKind, request: web.Request) -> dict[str, Any]:
+    """An OpenAI audio upload as the queue's payload: the file as `audio_base64` (with its name and type), each form
+    field as the JSON value its payload field takes (a form carries only text), `name[]` fields as lists."""
+    if not request.content_type.startswith("multipart/"):
+        raise ValueError(f"Content-Type is {request.content_type}")
+    payload: dict[str, Any] = {}
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or not part.name:
+            continue
+        if part.name == "file":
+            payload["audio_base64"] = base64.b64encode(await part.read()).decode()
+            payload["filename"], payload["content_type"] = part.filename, part.headers.get("Content-Type")
+        elif part.name.endswith("[]"):
+            payload.setdefault(part.name[:-2], []).append(await part.text())
+        else:
+            payload[part.name] = form_value(kind, part.name, await part.text())
+    return {name: value for name, value in payload.items() if value is not None}
+
+
+def form_value(kind: JobKind, name: str, text: str) -> Any:
+    """`text` as it is where the payload field takes text, else read as JSON (numbers, true and false)."""
+    field = kind.payload.model_fields.get(name)
+    try:
+        if field is not None and field.annotation is not None:
+            TypeAdapter(field.annotation).validate_python(text, strict=True)
+            return text
+    except ValidationError:
+        pass
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def openai_error(status: int, category: str, message: str) -> web.Response:
@@ -116,9 +153,10 @@ class OpenAIFront:
 
     async def _job(self, kind: JobKind, request: web.Request) -> web.Response:
         try:
-            body = json.loads(await request.read())
-        except ValueError:
-            return openai_error(400, "invalid_request_error", "the request body is not JSON")
+            body = await audio_form(kind, request) if kind.audio else json.loads(await request.read())
+        except ValueError as error:
+            what = "a multipart form with a file" if kind.audio else "JSON"
+            return openai_error(400, "invalid_request_error", f"the request body is not {what}: {error}")
         if not isinstance(body, dict):
             return openai_error(400, "invalid_request_error", "the request body must be a JSON object")
         answer = await self._answer(kind, body)

@@ -44,13 +44,21 @@ class HttpPayloadStore:
         except RecursionError:
             raise PayloadTransferFailed("not JSON the worker reads: nested too deeply") from None
 
-    async def _read_capped(self, response: httpx.Response) -> bytes:
+    async def fetch_bytes(self, url: str, max_bytes: int) -> bytes:
+        async with self._transfer("GET"), self.client.stream("GET", url, follow_redirects=False) as response:
+            _check_status(response)
+            body = await self._read_capped(response, max_bytes, "CASOLA_MAX_AUDIO_BYTES")
+        self.metrics.payload_bytes("fetched", len(body))
+        return body
+
+    async def _read_capped(self, response: httpx.Response, cap: int | None = None, setting: str = "") -> bytes:
+        cap = self.max_bytes if cap is None else cap
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.aiter_bytes():
             size += len(chunk)
-            if size > self.max_bytes:
-                raise PayloadTransferFailed(f"larger than the {self.max_bytes} byte cap")
+            if size > cap:
+                raise PayloadTransferFailed(f"larger than the {cap} byte cap" + (f" ({setting})" if setting else ""))
             chunks.append(chunk)
         return b"".join(chunks)
 

@@ -5,10 +5,12 @@ The body is validated before it gets here, so it is encoded once and sent as is.
 
 from typing import Any
 
+import aiohttp
 import msgspec
 
 from adapters.vllm.client import BrokenAnswer, NoAnswer, VllmClient
 from adapters.vllm.refusals import refusal, result_of
+from domain.audio_payloads import AudioFile, form_fields
 from domain.errors import InferenceUnavailable
 
 _encode = msgspec.json.Encoder().encode
@@ -26,9 +28,23 @@ class HttpInference:
         never tried again, so nothing outlives the job's deadline or a revoke (cancelling the call closes the
         connection, and vLLM aborts the request).
         """
-        headers = {"X-Request-Id": request_id} if request_id else None
+        return await self._post(route, _encode(body), {"X-Request-Id": request_id} if request_id else {})
+
+    async def transcribe(
+        self, route: str, body: dict[str, Any], audio: AudioFile, request_id: str | None = None
+    ) -> dict[str, Any]:
+        """The form is made by aiohttp's own multipart writer, once, so the second try sends the same bytes."""
+        form = aiohttp.FormData(quote_fields=False)  # the filename as given: the payload allows no quote or newline
+        for name, value in form_fields(body):
+            form.add_field(name, value)
+        form.add_field("file", audio.data, filename=audio.filename, content_type=audio.content_type)
+        multipart = form()
+        headers = {"Content-Type": multipart.content_type} | ({"X-Request-Id": request_id} if request_id else {})
+        return await self._post(route, await multipart.as_bytes(), headers)
+
+    async def _post(self, route: str, content: bytes, headers: dict[str, str]) -> dict[str, Any]:
         try:
-            answer = await self.client.post(route, _encode(body), headers)
+            answer = await self.client.post(route, content, headers or None)
         except NoAnswer as error:
             raise InferenceUnavailable(f"cannot reach vLLM at {self.client.base_url}: {error}") from None
         except BrokenAnswer as error:

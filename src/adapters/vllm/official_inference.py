@@ -10,6 +10,7 @@ from typing import Any
 import openai
 
 from adapters.vllm.refusals import refusal, result_of
+from domain.audio_payloads import AudioFile
 from domain.errors import InferenceRejected, InferenceUnavailable
 from domain.untrusted import header_safe
 
@@ -50,6 +51,18 @@ class OpenAIInference:
                     raise
                 log.info("vLLM connection failed before an answer (%s): trying once more", error)
                 content = await self.client.post(route, body=body, cast_to=bytes, options=options)
+        except openai.APIError as error:
+            raise _translated(error, self.base_url) from None
+        return result_of(content)
+
+    async def transcribe(
+        self, route: str, body: dict[str, Any], audio: AudioFile, request_id: str | None = None
+    ) -> dict[str, Any]:
+        """The official client's own multipart form (a list field as `name[]`, as vLLM's form reads it)."""
+        options: Any = {"headers": {"X-Request-Id": header_safe(request_id)}} if request_id else {}
+        files = [("file", (audio.filename, audio.data, audio.content_type))]
+        try:
+            content = await self.client.post(route, body=body, files=files, cast_to=bytes, options=options)
         except openai.APIError as error:
             raise _translated(error, self.base_url) from None
         return result_of(content)

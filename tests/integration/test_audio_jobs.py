@@ -1,0 +1,110 @@
+"""Audio jobs (transcription, translation) through the real worker: the queue's payload to vLLM's multipart form and
+back, against the fake vLLM's speech routes on 127.0.0.1."""
+
+import base64
+import io
+import wave
+from typing import Any
+
+from testbed.fake_vllm import FakeVllm
+from testbed.scripted_queue import ScriptedQueue
+
+from tests.fakes.fake_api import FakeApi
+from tests.integration.conftest import StartWorker
+
+
+def wav(seconds: float = 1.0, rate: int = 16000) -> bytes:
+    """A WAV of silence, 16-bit mono, as a caller would record one."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as audio:
+        audio.setnchannels(1)
+        audio.setsampwidth(2)
+        audio.setframerate(rate)
+        audio.writeframes(b"\0\0" * int(seconds * rate))
+    return out.getvalue()
+
+
+def audio_job(job_id: str, kind: str = "openai/audio-transcription", **payload: Any) -> dict[str, Any]:
+    frame = {"type": "job", "job_id": job_id, "mode": "transient", "fence_token": 1, "config_id": "cfg-1"}
+    return frame | {"job_type": kind, "payload": payload}
+
+
+async def test_a_transcription_job_sends_the_audio_as_vllms_form_and_returns_its_answer(
+    queue: ScriptedQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+) -> None:
+    await start_worker()
+    audio = wav(2.0)
+    await queue.push(
+        audio_job(
+            "t1", audio_base64=base64.b64encode(audio).decode(), language="en", temperature=0.2,
+            max_completion_tokens=3, response_format="verbose_json", timestamp_granularities=["word", "segment"],
+        )
+    )  # fmt: skip
+    frame = await queue.wait_for_type("job_result", "t1")
+    result = frame["result"]
+    assert (result["task"], result["job_type"], result["status"]) == (
+        "openai/audio-transcription",
+        "openai/audio-transcription",
+        "success",
+    )
+    transcription = result["transcription"]
+    assert transcription["text"] == "word word word" and transcription["duration"] == 2
+    assert transcription["segments"][0]["end"] == 2.0 and transcription["words"][0]["word"] == "word"
+    form = fake_vllm.record.requests[0]
+    assert form["file"] == {"filename": "audio.wav", "content_type": "audio/wav", "data": audio}
+    assert (form["model"], form["language"], form["temperature"]) == ("default", "en", "0.2")
+    assert form["timestamp_granularities"] == ["word", "segment"]  # sent as timestamp_granularities[]
+    assert not {"audio_base64", "audio_url", "filename", "content_type"} & set(form)
+    assert fake_vllm.record.request_ids == ["t1"]
+
+
+async def test_a_translation_job_by_audio_url_with_the_callers_file_name(
+    queue: ScriptedQueue, fake_vllm: FakeVllm, fake_api: FakeApi, start_worker: StartWorker
+) -> None:
+    audio = wav()
+    fake_api.documents["/audio/1"] = (200, audio, {"Content-Type": "audio/wav"})
+    await start_worker(CASOLA_PAYLOAD_ALLOWED_HOSTS=f"127.0.0.1:{fake_api.server_port}")
+    job = audio_job(
+        "tr", "openai/audio-translation", audio_url=f"{fake_api.url}/audio/1", filename="call 12.wav",
+        content_type="audio/x-wav",
+    )  # fmt: skip
+    await queue.push(job)
+    result = (await queue.wait_for_type("job_result", "tr"))["result"]
+    assert result["task"] == "openai/audio-translation"
+    assert result["translation"] == {"text": "word " * 4 + "word", "usage": {"type": "duration", "seconds": 1}}
+    form = fake_vllm.record.requests[0]
+    assert form["file"] == {"filename": "call 12.wav", "content_type": "audio/x-wav", "data": audio}
+
+
+async def test_bad_audio_fails_its_job_naming_the_field(
+    queue: ScriptedQueue, fake_vllm: FakeVllm, fake_api: FakeApi, start_worker: StartWorker
+) -> None:
+    fake_api.documents["/big"] = (200, wav(2.0), {})
+    await start_worker(
+        CASOLA_MAX_JOBS=4, CASOLA_MAX_AUDIO_BYTES=40_000,
+        CASOLA_PAYLOAD_ALLOWED_HOSTS=f"127.0.0.1:{fake_api.server_port}",
+    )  # fmt: skip
+    inline = base64.b64encode(wav()).decode()
+    await queue.push(audio_job("corrupt", audio_base64=base64.b64encode(b"not audio at all").decode()))
+    await queue.push(audio_job("language", audio_base64=inline, language="xx"))
+    await queue.push(audio_job("too-big", audio_url=f"{fake_api.url}/big"))
+    await queue.push(audio_job("stream", audio_base64=inline, stream=True, response_format="srt"))
+    errors = {job: (await queue.wait_for_type("job_error", job))["error"] for job in ("corrupt", "language")}
+    assert errors["corrupt"] == "invalid_payload: audio: vLLM answered HTTP 400: Invalid or corrupted audio data"
+    assert errors["language"].startswith("invalid_payload: language: vLLM answered HTTP 400: Unsupported language")
+    too_big = (await queue.wait_for_type("job_error", "too-big"))["error"]
+    assert too_big == "invalid_payload: audio_url: larger than the 40000 byte cap (CASOLA_MAX_AUDIO_BYTES)"
+    stream = (await queue.wait_for_type("job_error", "stream"))["error"]
+    assert stream.startswith("invalid_payload: ") and "stream: the queue returns one result" in stream
+    assert len(fake_vllm.record.requests) == 2  # the too big and the streaming job never reached vLLM
+
+
+async def test_a_vllm_serving_no_speech_model_is_named_with_what_to_change(
+    queue: ScriptedQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+) -> None:
+    fake_vllm.behaviour.runner = "generate"
+    await start_worker()
+    await queue.push(audio_job("nospeech", audio_base64=base64.b64encode(wav()).decode()))
+    error = (await queue.wait_for_type("job_error", "nospeech"))["error"]
+    assert error.startswith("inference_error: this vLLM does not serve /v1/audio/transcriptions")
+    assert "a speech-to-text model (a Whisper-family VLLM_MODEL" in error and "vllm[audio]" in error
