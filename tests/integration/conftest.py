@@ -26,7 +26,14 @@ from domain.untrusted import Masker
 from main import Container
 from tests.conftest import eventually
 from tests.fakes.fake_api import FakeApi
-from tests.integration.real_vllm import VLLM_ARGS, require_real_vllm, start_vllm, stop_group, wait_until_ready
+from tests.integration.real_vllm import (
+    TINY_MODEL,
+    VLLM_ARGS,
+    require_real_vllm,
+    start_vllm,
+    stop_group,
+    wait_until_ready,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token-0123456789"
@@ -176,12 +183,12 @@ def vllm_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 
 @contextmanager
-def real_vllm(log_dir: Path, args: str) -> Iterator[int]:
+def real_vllm(log_dir: Path, args: str, model: Path = TINY_MODEL) -> Iterator[int]:
     """Real vLLM on a free port with `args`, ready; its whole group stopped after (skipped until set up)."""
-    require_real_vllm()
+    require_real_vllm(model)
     port = free_port()
     log = log_dir / "vllm.log"
-    process = start_vllm(port, log, args)
+    process = start_vllm(port, log, args, model=model)
     try:
         wait_until_ready(port, process, log)
         yield port

