@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from testbed.fake_vllm_answers import ANSWERS, read_form, speech_refusal
+from testbed.omni_speech import omni_speech
 
 
 @dataclass
@@ -30,7 +31,7 @@ class Behaviour:
     healthy: bool = True
     completion_tokens: int = 5
     drop: int = 0  # close this many of the next requests without answering
-    runner: str = "any"  # "generate", "pooling" or "speech": the others' routes answer 404, as vLLM's do
+    runner: str = "any"  # "generate", "pooling", "speech" or "omni": the others' routes answer 404, as vLLM's do
     tool_calling: bool = True  # False: tools are refused as by a vLLM without --tool-call-parser
     aliases: list[str] = field(default_factory=list)  # more names in /v1/models (LoRA adapters, ...)
     waiting: int = 0  # vllm:num_requests_waiting in /metrics
@@ -42,6 +43,7 @@ class Behaviour:
 GENERATE_ROUTES = ("/v1/chat/completions", "/v1/completions")
 POOLING_ROUTES = ("/v1/embeddings", "/v1/score", "/v1/rerank")
 SPEECH_ROUTES = ("/v1/audio/transcriptions", "/v1/audio/translations")
+OMNI_ROUTES = ("/v1/audio/speech",)  # vLLM-Omni's text to speech
 
 
 @dataclass
@@ -157,8 +159,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _routes(self) -> tuple[str, ...]:
         runner = self.server.behaviour.runner
-        served = {"generate": GENERATE_ROUTES, "pooling": POOLING_ROUTES, "speech": SPEECH_ROUTES}
-        return served[runner] if runner in served else GENERATE_ROUTES + POOLING_ROUTES + SPEECH_ROUTES
+        served = {"generate": GENERATE_ROUTES, "pooling": POOLING_ROUTES, "speech": SPEECH_ROUTES, "omni": OMNI_ROUTES}
+        return served.get(runner, GENERATE_ROUTES + POOLING_ROUTES + SPEECH_ROUTES + OMNI_ROUTES)
 
     def _answer(self, body: dict[str, Any]) -> None:
         behaviour = self.server.behaviour
@@ -177,6 +179,8 @@ class Handler(BaseHTTPRequestHandler):
         elif body.get("tools") and not behaviour.tool_calling:
             message = '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'
             self._json(400, {"error": {"message": message, "type": "BadRequestError", "code": 400}})
+        elif self.path in OMNI_ROUTES:
+            self._send(*omni_speech(body))
         elif (refused := speech_refusal(self.path, body)) is not None:
             self._json(400, {"error": {"message": refused, "type": "BadRequestError", "code": 400}})
         else:

@@ -99,10 +99,12 @@ class JobRunner:
         audio = await self._audio(valid.request) if isinstance(valid.request, TranslationPayload) else None
         self.in_flight += 1  # requests to vLLM now, and those it finished: what the stall watch reads
         try:
-            if audio is None:
-                output = await self.inference.infer(kind.route, body, job.request_id)
-            else:
+            if audio is not None:
                 output = await self.inference.transcribe(kind.route, body, audio, job.request_id)
+            elif kind.audio_out:
+                output = await self.inference.synthesize(kind.route, body, job.request_id)
+            else:
+                output = await self.inference.infer(kind.route, body, job.request_id)
         except InferenceRejected as rejected:
             self.finished += 1
             raise kind.explained(rejected, body) from None

@@ -56,6 +56,10 @@ class Inference(Protocol):
         """vLLM's answer to an audio job at a speech-to-text route: a multipart form, `audio` its file and each
         field of `body` a form field; fails as `infer` does."""
 
+    async def synthesize(self, route: str, body: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
+        """The audio vLLM-Omni answers `body` with at a speech route, as `{audio_base64, content_type, format}`;
+        fails as `infer` does."""
+
 
 class VllmProbe(Protocol):
     """What the worker asks vLLM about itself: health, the models it serves, its load."""

@@ -12,11 +12,14 @@ from domain.audio_payloads import TranscriptionPayload, TranslationPayload
 from domain.errors import ErrorCategory, InferenceRejected, JobFailed
 from domain.generation_payloads import ChatPayload, CompletionPayload
 from domain.payloads import EmbeddingsPayload, JobPayload, RerankPayload, ScorePayload
+from domain.speech_payloads import SpeechPayload, speech_response, speech_result
 
-Runner = Literal["generate", "pooling", "speech"]
+Runner = Literal["generate", "pooling", "speech", "omni"]
 RUNNER_FLAGS: dict[Runner, str] = {
     "generate": "a generate model (without --runner pooling)",
     "pooling": "a pooling model (--runner pooling --convert embed in VLLM_EXTRA_ARGS)",
+    "omni": "vLLM-Omni serving a text-to-speech model (VLLM_SERVE_COMMAND=vllm-omni, e.g. Qwen/Qwen3-TTS-12Hz-1.7B-"
+    "CustomVoice; vLLM-Omni runs on CUDA, ROCm, NPU, XPU or MUSA GPUs only)",
     "speech": "a speech-to-text model (a Whisper-family VLLM_MODEL such as openai/whisper-large-v3, and vLLM with "
     "its audio extras: pip install 'vllm[audio]')",
 }
@@ -33,7 +36,8 @@ class JobKind:
     result_field: str  # the result field that holds vLLM's answer
     result_fields: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # when the queue reads another shape
     openai_response: Callable[[dict[str, Any], str], dict[str, Any]] | None = None  # the way back from that shape
-    audio: bool = False  # the payload carries an audio file, sent to vLLM as a multipart form
+    audio_in: bool = False  # the payload carries an audio file, sent to vLLM as a multipart form
+    audio_out: bool = False  # vLLM answers with audio, not JSON: the result carries it base64
 
     def result(self, output: dict[str, Any]) -> dict[str, Any]:
         """The result's kind-specific fields, from vLLM's answer."""
@@ -56,7 +60,7 @@ class JobKind:
     def explained(self, rejected: InferenceRejected, body: dict[str, Any]) -> Exception:
         """vLLM's refusal, with what the operator must change when vLLM lacks the capability; an audio job's 400 is
         the payload's fault, named by its field."""
-        if rejected.status == 400 and self.audio:
+        if rejected.status == 400 and (self.audio_in or self.audio_out):
             return JobFailed(ErrorCategory.INVALID_PAYLOAD, f"{refused_field(str(rejected), body)}: {rejected}")
         if rejected.status == 404:
             hint = f"this vLLM does not serve {self.route}: {self.task} jobs need {RUNNER_FLAGS[self.runner]}"
@@ -149,7 +153,7 @@ TRANSCRIPTION = JobKind(
     route="/v1/audio/transcriptions",
     runner="speech",
     result_field="transcription",
-    audio=True,
+    audio_in=True,
 )
 TRANSLATION = JobKind(
     task="openai/audio-translation",
@@ -158,9 +162,20 @@ TRANSLATION = JobKind(
     route="/v1/audio/translations",
     runner="speech",
     result_field="translation",
-    audio=True,
+    audio_in=True,
 )
-KINDS = (CHAT, COMPLETION, EMBEDDINGS, SCORE, RERANK, TRANSCRIPTION, TRANSLATION)
+SPEECH = JobKind(
+    task="openai/audio-speech",
+    names=frozenset({"openai/audio-speech"}),
+    payload=SpeechPayload,
+    route="/v1/audio/speech",
+    runner="omni",
+    result_field="audio_base64",
+    result_fields=speech_result,
+    openai_response=speech_response,
+    audio_out=True,
+)
+KINDS = (CHAT, COMPLETION, EMBEDDINGS, SCORE, RERANK, TRANSCRIPTION, TRANSLATION, SPEECH)
 DEFAULT_KIND, DEFAULT_NAME = CHAT, "chat_completion"  # a job that names no kind
 
 _BY_NAME = {name: kind for kind in KINDS for name in kind.names}

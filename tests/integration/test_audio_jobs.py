@@ -1,5 +1,5 @@
-"""Audio jobs (transcription, translation) through the real worker: the queue's payload to vLLM's multipart form and
-back, against the fake vLLM's speech routes on 127.0.0.1."""
+"""Audio jobs through the real worker: transcription and translation (the queue's payload to vLLM's multipart form
+and back), and speech (vLLM-Omni's audio back base64), against the fake vLLM's audio routes on 127.0.0.1."""
 
 import base64
 import io
@@ -7,8 +7,10 @@ import wave
 from typing import Any
 
 from testbed.fake_vllm import FakeVllm
+from testbed.omni_speech import FIELDS as OMNI_FIELDS
 from testbed.scripted_queue import ScriptedQueue
 
+from domain.speech_payloads import SpeechPayload
 from tests.fakes.fake_api import FakeApi
 from tests.integration.conftest import StartWorker
 
@@ -108,3 +110,52 @@ async def test_a_vllm_serving_no_speech_model_is_named_with_what_to_change(
     error = (await queue.wait_for_type("job_error", "nospeech"))["error"]
     assert error.startswith("inference_error: this vLLM does not serve /v1/audio/transcriptions")
     assert "a speech-to-text model (a Whisper-family VLLM_MODEL" in error and "vllm[audio]" in error
+
+
+async def test_a_speech_job_returns_vllm_omnis_audio_base64_with_its_format(
+    queue: ScriptedQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+) -> None:
+    fake_vllm.behaviour.runner = "omni"
+    await start_worker(CASOLA_MAX_JOBS=4)
+    speech = "openai/audio-speech"
+    await queue.push(audio_job("wav", speech, input="Hello there, how are you?", voice="vivian", speed=1.5))
+    await queue.push(audio_job("mp3", speech, input="Hi", speaker="ryan", response_format="mp3", seed=3))
+    await queue.push(audio_job("sse", speech, input="Hi", stream=True, stream_format="sse"))
+    await queue.push(audio_job("two", speech, input="Hi", voice="a", speaker="b"))
+    wav_result = (await queue.wait_for_type("job_result", "wav"))["result"]
+    assert (wav_result["task"], wav_result["format"], wav_result["content_type"]) == (
+        "openai/audio-speech",
+        "wav",
+        "audio/wav",
+    )
+    with wave.open(io.BytesIO(base64.b64decode(wav_result["audio_base64"]))) as audio:
+        assert (audio.getframerate(), audio.getnframes()) == (24000, 24000)
+    mp3 = (await queue.wait_for_type("job_result", "mp3"))["result"]
+    assert (mp3["format"], mp3["content_type"]) == ("mp3", "audio/mpeg")
+    sent = {request["input"]: request for request in fake_vllm.record.requests}
+    assert sent["Hello there, how are you?"] == {
+        "input": "Hello there, how are you?", "voice": "vivian", "speed": 1.5, "model": "default",
+    }  # fmt: skip
+    assert sent["Hi"]["speaker"] == "ryan" and "job_type" not in sent["Hi"]
+    sse = (await queue.wait_for_type("job_error", "sse"))["error"]
+    assert sse.startswith("invalid_payload: ") and "stream: the queue returns one result" in sse
+    two = (await queue.wait_for_type("job_error", "two"))["error"]
+    assert two == "invalid_payload: give voice or speaker (the same field), not both"
+    assert len(fake_vllm.record.requests) == 2
+
+
+async def test_a_vllm_without_omni_names_vllm_omni(
+    queue: ScriptedQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+) -> None:
+    fake_vllm.behaviour.runner = "generate"
+    await start_worker()
+    await queue.push(audio_job("no-omni", "openai/audio-speech", input="Hi"))
+    error = (await queue.wait_for_type("job_error", "no-omni"))["error"]
+    assert error.startswith("inference_error: this vLLM does not serve /v1/audio/speech")
+    assert "VLLM_SERVE_COMMAND=vllm-omni" in error
+
+
+def test_the_speech_payload_takes_exactly_vllm_omnis_request_fields_less_streaming() -> None:
+    """Against the stand-in's copy of vLLM-Omni's `OpenAICreateSpeechRequest` (vLLM-Omni cannot run here)."""
+    ours = set(SpeechPayload.model_fields) - {"task", "job_type", "extra_body"}
+    assert ours | {"stream", "speaker"} == OMNI_FIELDS  # stream refused; speaker is voice's other name

@@ -86,6 +86,17 @@ async def test_the_official_clients_transcription_and_translation_uploads_throug
     assert refused.value.status_code == 400 and "Invalid or corrupted audio data" in str(refused.value)
 
 
+async def test_the_official_clients_speech_gets_the_audio_itself(
+    client: openai.AsyncOpenAI, fake_vllm: FakeVllm
+) -> None:
+    speech = await client.audio.speech.create(model="default", voice="vivian", input="Hello", response_format="flac")
+    assert speech.response.headers["content-type"] == "audio/flac"
+    assert speech.content.startswith(b"RIFF")  # the stand-in's audio, byte for byte
+    assert fake_vllm.record.requests[-1] == {
+        "model": "default", "voice": "vivian", "input": "Hello", "response_format": "flac",
+    }  # fmt: skip
+
+
 async def test_a_job_error_is_an_openai_error_with_its_category(
     client: openai.AsyncOpenAI, fake_vllm: FakeVllm
 ) -> None:

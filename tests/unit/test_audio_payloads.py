@@ -10,6 +10,7 @@ from domain.audio_payloads import EXTENSIONS, TranscriptionPayload, TranslationP
 from domain.errors import JobFailed
 from domain.payloads import PayloadLimits
 from domain.request_body import request_body, validate_payload
+from domain.speech_payloads import SpeechPayload
 
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt "
 
@@ -95,3 +96,30 @@ def test_any_bytes_make_a_file_part(data: bytes) -> None:
     assert part.data == data
     assert part.content_type in {*EXTENSIONS, "application/octet-stream"}
     assert part.filename.startswith("audio.")
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ({}, "input"),
+        ({"input": ""}, "input"),
+        ({"input": "hi", "speed": 5}, "speed"),
+        ({"input": "hi", "response_format": "ogg"}, "response_format"),
+        ({"input": "hi", "stream_format": "sse"}, "stream_format"),
+        ({"input": "hi", "seed": -1}, "seed"),
+        ({"input": "hi", "speaker_embedding": [0.1], "ref_audio": "x"}, "speaker_embedding and ref_audio exclude"),
+        ({"input": "hi", "speaker_embedding": [0.0] * 8193}, "speaker_embedding"),
+        ({"input": "hi", "voice": "a", "speaker": "b"}, "give voice or speaker"),
+        ({"input": "hi", "stream": True}, "stream: the queue returns one result"),
+        ({"input": "hi", "user": "u"}, "user"),
+    ],
+)
+def test_a_bad_speech_payload_is_refused_naming_the_field(payload: dict[str, object], reason: str) -> None:
+    with pytest.raises(JobFailed) as failed:
+        validate_payload(SpeechPayload, payload)
+    assert reason in failed.value.reason
+
+
+def test_a_speech_body_is_the_payload_as_given_with_the_served_model() -> None:
+    payload = {"input": "Hello", "speaker": "ryan", "response_format": "mp3", "extra_params": {"a": 1}}
+    assert request_body(validate_payload(SpeechPayload, payload), "tts") == payload | {"model": "tts"}

@@ -124,7 +124,7 @@ def test_an_unknown_kind_names_itself_and_the_supported_ones() -> None:
         resolve_kind("image_generation", {})
     assert str(failed.value) == (
         "unsupported_job_type: 'image_generation' is not supported; supported: "
-        "chat_completion, llm_inference, openai/audio-transcription, openai/audio-translation, "
+        "chat_completion, llm_inference, openai/audio-speech, openai/audio-transcription, openai/audio-translation, "
         "openai/chat-completion, openai/completion, openai/embeddings, "
         "vllm/rerank, vllm/score"
     )

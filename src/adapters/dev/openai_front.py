@@ -153,9 +153,9 @@ class OpenAIFront:
 
     async def _job(self, kind: JobKind, request: web.Request) -> web.Response:
         try:
-            body = await audio_form(kind, request) if kind.audio else json.loads(await request.read())
+            body = await audio_form(kind, request) if kind.audio_in else json.loads(await request.read())
         except ValueError as error:
-            what = "a multipart form with a file" if kind.audio else "JSON"
+            what = "a multipart form with a file" if kind.audio_in else "JSON"
             return openai_error(400, "invalid_request_error", f"the request body is not {what}: {error}")
         if not isinstance(body, dict):
             return openai_error(400, "invalid_request_error", "the request body must be a JSON object")
@@ -165,7 +165,10 @@ class OpenAIFront:
         if answer["type"] == "job_error":
             category, _, reason = str(answer.get("error", "")).partition(": ")
             return openai_error(STATUS_OF.get(category, 500), category, reason)
-        return web.json_response(kind.response(answer["result"], str(body.get("model") or "default")))
+        response = kind.response(answer["result"], str(body.get("model") or "default"))
+        if kind.audio_out:  # OpenAI's speech route answers with the audio itself
+            return web.Response(body=base64.b64decode(response["audio_base64"]), content_type=response["content_type"])
+        return web.json_response(response)
 
     async def _answer(self, kind: JobKind, body: dict[str, Any]) -> Frame | web.Response:
         """Pushes the request as a transient job and waits for its answer; a client that leaves revokes it."""

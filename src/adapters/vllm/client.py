@@ -19,6 +19,7 @@ TCP_KEEPALIVE = (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3))
 class Answer(NamedTuple):
     status: int
     body: bytes
+    content_type: str = "application/json"
 
 
 class NoAnswer(Exception):
@@ -118,7 +119,7 @@ class VllmClient:
             raise BrokenAnswer(described(error)) from None
         async with response:
             try:
-                return Answer(response.status, await response.read())
+                return Answer(response.status, await response.read(), response.content_type)
             except aiohttp.SocketTimeoutError:
                 raise BrokenAnswer(f"vLLM's answer stalled for {self.read_timeout:g} s (VLLM_READ_TIMEOUT)") from None
             except aiohttp.ClientError as error:

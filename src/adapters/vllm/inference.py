@@ -3,15 +3,16 @@
 The body is validated before it gets here, so it is encoded once and sent as is.
 """
 
+import base64
 from typing import Any
 
 import aiohttp
 import msgspec
 
-from adapters.vllm.client import BrokenAnswer, NoAnswer, VllmClient
+from adapters.vllm.client import Answer, BrokenAnswer, NoAnswer, VllmClient
 from adapters.vllm.refusals import refusal, result_of
 from domain.audio_payloads import AudioFile, form_fields
-from domain.errors import InferenceUnavailable
+from domain.errors import InferenceRejected, InferenceUnavailable
 
 _encode = msgspec.json.Encoder().encode
 
@@ -42,7 +43,21 @@ class HttpInference:
         headers = {"Content-Type": multipart.content_type} | ({"X-Request-Id": request_id} if request_id else {})
         return await self._post(route, await multipart.as_bytes(), headers)
 
+    async def synthesize(self, route: str, body: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
+        """The answer is the audio's bytes (vLLM-Omni), returned base64 with its content type and format."""
+        answer = await self._answer(route, _encode(body), {"X-Request-Id": request_id} if request_id else {})
+        if not answer.content_type.startswith(("audio/", "application/octet-stream")):
+            raise InferenceRejected(f"vLLM answered {answer.content_type}, not audio")
+        return {
+            "audio_base64": base64.b64encode(answer.body).decode(),
+            "content_type": answer.content_type,
+            "format": body.get("response_format") or "wav",  # vLLM-Omni's default
+        }
+
     async def _post(self, route: str, content: bytes, headers: dict[str, str]) -> dict[str, Any]:
+        return result_of((await self._answer(route, content, headers)).body)
+
+    async def _answer(self, route: str, content: bytes, headers: dict[str, str]) -> Answer:
         try:
             answer = await self.client.post(route, content, headers or None)
         except NoAnswer as error:
@@ -51,4 +66,4 @@ class HttpInference:
             raise InferenceUnavailable(f"vLLM's answer broke off: {error}") from None
         if answer.status >= 400:
             raise refusal(answer.status, answer.body)
-        return result_of(answer.body)
+        return answer

@@ -3,10 +3,12 @@
 The job path uses `HttpInference` (a fifth of the CPU); importing openai costs 20 MB, so only check-vllm does.
 """
 
+import base64
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import openai
 
 from adapters.vllm.refusals import refusal, result_of
@@ -66,6 +68,16 @@ class OpenAIInference:
         except openai.APIError as error:
             raise _translated(error, self.base_url) from None
         return result_of(content)
+
+    async def synthesize(self, route: str, body: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
+        options: Any = {"headers": {"X-Request-Id": header_safe(request_id)}} if request_id else {}
+        try:
+            response = await self.client.post(route, body=body, cast_to=httpx.Response, options=options)
+        except openai.APIError as error:
+            raise _translated(error, self.base_url) from None
+        content_type = response.headers.get("content-type", "application/octet-stream").split(";")[0]
+        audio = base64.b64encode(response.content).decode()
+        return {"audio_base64": audio, "content_type": content_type, "format": body.get("response_format") or "wav"}
 
 
 def _translated(error: openai.APIError, base_url: str) -> Exception:
