@@ -94,3 +94,13 @@ async def test_the_official_client_through_the_dev_front_on_real_vllm(fake_api: 
                 model="default", file=("x.wav", b"junk", "audio/wav"), language="en"
             )
         assert "Invalid or corrupted audio data" in str(refused.value)
+
+
+async def test_a_vllm_serving_a_chat_model_refuses_audio_and_the_error_says_what_to_serve(
+    queue: LocalQueue, vllm_port: int, start_worker: StartWorker
+) -> None:
+    await start_worker(VLLM_PORT=vllm_port)
+    await queue.push(audio_job("chat-model", audio_base64=base64.b64encode(wav()).decode(), language="en"))
+    error = (await queue.wait_for_type("job_error", "chat-model", timeout=120))["error"]
+    assert error.startswith("inference_error: this vLLM does not serve /v1/audio/transcriptions"), error
+    assert "a speech-to-text model (a Whisper-family VLLM_MODEL" in error
