@@ -4,31 +4,15 @@ and back), and speech (vLLM-Omni's audio back base64), against the fake vLLM's a
 import base64
 import io
 import wave
-from typing import Any
 
 from testbed.fake_vllm import FakeVllm
 from testbed.omni_speech import FIELDS as OMNI_FIELDS
 from testbed.scripted_queue import ScriptedQueue
 
 from domain.speech_payloads import SpeechPayload
+from tests.fakes.audio import audio_job, wav
 from tests.fakes.fake_api import FakeApi
 from tests.integration.conftest import StartWorker
-
-
-def wav(seconds: float = 1.0, rate: int = 16000) -> bytes:
-    """A WAV of silence, 16-bit mono, as a caller would record one."""
-    out = io.BytesIO()
-    with wave.open(out, "wb") as audio:
-        audio.setnchannels(1)
-        audio.setsampwidth(2)
-        audio.setframerate(rate)
-        audio.writeframes(b"\0\0" * int(seconds * rate))
-    return out.getvalue()
-
-
-def audio_job(job_id: str, kind: str = "openai/audio-transcription", **payload: Any) -> dict[str, Any]:
-    frame = {"type": "job", "job_id": job_id, "mode": "transient", "fence_token": 1, "config_id": "cfg-1"}
-    return frame | {"job_type": kind, "payload": payload}
 
 
 async def test_a_transcription_job_sends_the_audio_as_vllms_form_and_returns_its_answer(

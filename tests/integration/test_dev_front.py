@@ -12,9 +12,9 @@ from testbed.fake_vllm import FakeVllm
 
 from adapters.dev.openai_front import OpenAIFront
 from tests.conftest import eventually
+from tests.fakes.audio import wav
 from tests.fakes.fake_api import FakeApi
 from tests.integration.conftest import cli, front_and_worker, spawn, terminate
-from tests.integration.test_audio_jobs import wav
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import pytest
 from testbed.real_vllm import WHISPER_ARGS
 
 from adapters.dev.local_queue import LocalQueue
+from tests.fakes.audio import audio_job, wav
 from tests.fakes.fake_api import FakeApi
 from tests.integration.conftest import StartWorker, front_and_worker, real_vllm
 from tests.integration.real_vllm import ROOT, TINY_WHISPER
-from tests.integration.test_audio_jobs import audio_job, wav
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 FIGURES = ROOT / ".cache" / "whisper-figures.json"  # start-up and answer times, for the closing notes
