@@ -22,6 +22,8 @@ FORM_REFUSED = {
     "stream_continuous_usage_stats": STREAMING,
     "vllm_xargs": "vLLM reads its speech routes as a form, and a form field cannot carry an object",
 }
+# A file name as a form carries it: no path, quote, backslash or control character, nor space at either end.
+FILENAME = r'^[^/\\"\x00-\x1f\x7f\s](?:[^/\\"\x00-\x1f\x7f]{0,253}[^/\\"\x00-\x1f\x7f\s])?$'
 FORM_NAMES = {"timestamp_granularities": "timestamp_granularities[]"}  # vLLM's alias in its form
 
 # The formats vLLM decodes (soundfile or PyAV), by their first bytes: a file's content type when the payload gives none.
@@ -72,7 +74,7 @@ class TranslationPayload(JobPayload):
 
     audio_base64: Annotated[str, Field(min_length=1)] | None = None
     audio_url: Annotated[str, Field(pattern=r"^https?://", max_length=8192)] | None = None
-    filename: Annotated[str, Field(pattern=r'^[^/\\"\x00-\x1f\x7f]{1,255}$')] | None = None
+    filename: Annotated[str, Field(pattern=FILENAME)] | None = None
     content_type: Annotated[str, Field(pattern=r"^(audio|video)/[a-z0-9.+-]{1,64}$")] | None = None
     language: Annotated[str, Field(min_length=1, max_length=32)] | None = None
     hotwords: str | None = None

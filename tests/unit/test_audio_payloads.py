@@ -1,9 +1,13 @@
 """The audio kinds' payloads: one audio source, checked and capped before vLLM sees it; the file part and the form."""
 
+import asyncio
 import base64
+import email.parser
+import email.policy
 
+import aiohttp
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.audio_payloads import EXTENSIONS, TranscriptionPayload, TranslationPayload, audio_file, form_fields
@@ -123,3 +127,23 @@ def test_a_bad_speech_payload_is_refused_naming_the_field(payload: dict[str, obj
 def test_a_speech_body_is_the_payload_as_given_with_the_served_model() -> None:
     payload = {"input": "Hello", "speaker": "ryan", "response_format": "mp3", "extra_params": {"a": 1}}
     assert request_body(validate_payload(SpeechPayload, payload), "tts") == payload | {"model": "tts"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_a_filename_that_passes_cannot_break_the_form(name: str) -> None:
+    """The queue is untrusted: a file name the payload allows is sent as is and read back as is, in one part."""
+    try:
+        valid = validate_payload(TranscriptionPayload, {"audio_base64": inline(), "filename": name})
+    except JobFailed:
+        return
+    assert isinstance(valid.request, TranscriptionPayload) and valid.request.filename == name
+    form = aiohttp.FormData(quote_fields=False)  # as the vLLM adapter writes it
+    form.add_field("model", "m")
+    form.add_field("file", WAV, filename=name, content_type="audio/wav")
+    writer = form()
+    content = asyncio.run(writer.as_bytes())
+    head = f"Content-Type: {writer.content_type}\r\n\r\n".encode()
+    parts = list(email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + content).iter_parts())
+    assert [part.get_param("name", header="content-disposition") for part in parts] == ["model", "file"]
+    assert parts[1].get_filename() == name and parts[1].get_payload(decode=True) == WAV
