@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, NamedTuple, Self
 
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-from domain.payloads import Int64, JobPayload, PayloadLimits, Penalty
+from domain.payloads import Int64, JobPayload, Penalty, choices_within_cap, limits_of
 
 FORMATS_SERVED = ("json", "text", "verbose_json")
 FORMATS_REFUSED = {
@@ -113,19 +113,14 @@ class TranslationPayload(JobPayload):
 
     @field_validator("n")
     @classmethod
-    def _n_within_the_cap(cls, n: int | None, info: ValidationInfo) -> int | None:
-        limits = info.context.get("limits") if isinstance(info.context, dict) else None
-        cap = limits.max_choices if isinstance(limits, PayloadLimits) else PayloadLimits().max_choices
-        if n is not None and n > cap:
-            raise ValueError(f"at most {cap} (CASOLA_MAX_CHOICES)")
-        return n
+    def _choices_capped(cls, n: int | None, info: ValidationInfo) -> int | None:
+        return choices_within_cap(n, info)
 
     @model_validator(mode="after")
     def _one_audio(self, info: ValidationInfo) -> Self:
         if (self.audio_base64 is None) == (self.audio_url is None):
             raise ValueError("give the audio once: audio_base64 or audio_url")
-        limits = info.context.get("limits") if isinstance(info.context, dict) else None
-        cap = limits.max_audio_bytes if isinstance(limits, PayloadLimits) else PayloadLimits().max_audio_bytes
+        cap = limits_of(info).max_audio_bytes
         if self.audio_base64 is not None:
             if len(self.audio_base64) // 4 * 3 > cap + 2:  # judged before decoding: a huge string is not decoded
                 raise ValueError(f"audio_base64: the audio is over {cap} bytes (CASOLA_MAX_AUDIO_BYTES)")

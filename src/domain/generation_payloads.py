@@ -9,7 +9,6 @@ from domain.payloads import (
     Int64,
     LogprobCount,
     Options,
-    PayloadLimits,
     Penalty,
     Stop,
     StopText,
@@ -19,6 +18,7 @@ from domain.payloads import (
     TokenId,
     TokenIds,
     ToolName,
+    choices_within_cap,
 )
 
 
@@ -112,11 +112,7 @@ class GenerationPayload(TextPayload):
     @field_validator("n")
     @classmethod
     def _choices_capped(cls, n: int | None, info: ValidationInfo) -> int | None:
-        limits = info.context.get("limits") if isinstance(info.context, dict) else None
-        cap = limits.max_choices if isinstance(limits, PayloadLimits) else PayloadLimits().max_choices
-        if n is not None and n > cap:
-            raise ValueError(f"at most {cap} choices per job (CASOLA_MAX_CHOICES)")
-        return n
+        return choices_within_cap(n, info)
 
     @model_validator(mode="after")
     def _min_tokens_within_max(self) -> Self:

@@ -8,7 +8,7 @@ A field the worker does not know is refused, named; a field it knows but cannot 
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from domain.refused_fields import refuse_fields, unwrap_extra_body
 
@@ -31,6 +31,20 @@ class PayloadLimits:
 
     max_choices: int = 8
     max_audio_bytes: int = 25 * 1024 * 1024  # CASOLA_MAX_AUDIO_BYTES: OpenAI's 25 MB
+
+
+def limits_of(info: ValidationInfo) -> PayloadLimits:
+    """The operator's caps, as validation was given them; the defaults when it was given none."""
+    limits = info.context.get("limits") if isinstance(info.context, dict) else None
+    return limits if isinstance(limits, PayloadLimits) else PayloadLimits()
+
+
+def choices_within_cap(n: int | None, info: ValidationInfo) -> int | None:
+    """`n` (each choice a full generation) no higher than CASOLA_MAX_CHOICES."""
+    cap = limits_of(info).max_choices
+    if n is not None and n > cap:
+        raise ValueError(f"at most {cap} choices per job (CASOLA_MAX_CHOICES)")
+    return n
 
 
 class Strict(BaseModel):

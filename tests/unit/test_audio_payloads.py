@@ -43,7 +43,7 @@ def refused(payload: dict[str, object], limits: PayloadLimits | None = None) -> 
         ({"audio_base64": inline(), "stream": True, "stream_include_usage": True}, "stream: the queue returns one"),
         ({"audio_base64": inline(), "timestamp_granularities": ["word"]}, "needs response_format verbose_json"),
         ({"audio_base64": inline(), "filename": 'a"b.wav'}, "filename"),
-        ({"audio_base64": inline(), "n": 9}, "at most 8 (CASOLA_MAX_CHOICES)"),
+        ({"audio_base64": inline(), "n": 9}, "at most 8 choices per job (CASOLA_MAX_CHOICES)"),
         ({"audio_base64": inline(), "user": "u"}, "user"),  # the text routes' field: vLLM's speech routes lack it
     ],
 )
