@@ -64,8 +64,12 @@ def environment(queue: LocalQueue, api: FakeApi, **overrides: Any) -> dict[str, 
         "VLLM_MODEL": "/model",
         "VLLM_PORT": free_port(),
         "VLLM_EXTRA_ARGS": VLLM_ARGS,
-        # vLLM's CPU kernels on core 0, the worker free to run on core 1, as beside a GPU: an engine spinning on
-        # both cores held the worker's event loop back for seconds, and its frames with it.
+        # vLLM on core 0, every process and thread of it (taskset, inherited), its CPU kernels too; the worker
+        # and this test's queue and API on the host free to run on core 1, as beside a GPU. An engine on both
+        # cores held the worker's event loop back for seconds, and later the host's queue and API for 15 s (a
+        # heartbeat timed out, the queue socket's pings went unanswered), so a running job was seen only as it
+        # ended.
+        "VLLM_SERVE_COMMAND": "taskset -c 0 vllm",
         "VLLM_CPU_OMP_THREADS_BIND": "0",
         "VLLM_STARTUP_TIMEOUT": STARTUP,
         "WORKER_HTTP_PORT": free_port(),

@@ -174,6 +174,8 @@ def test_each_kind_takes_exactly_the_fields_of_vllms_request_less_the_refused_on
     answer = subprocess.run([vllm_python(), "-c", VLLM_FIELDS], capture_output=True, text=True, timeout=300, check=True)
     vllm_fields = json.loads(answer.stdout.strip().splitlines()[-1])
     for kind in KINDS:
+        if kind.runner == "omni":  # vLLM-Omni's request, not vLLM's: held to the stand-in's copy (test_audio_jobs.py)
+            continue
         ours = {FORM_NAMES.get(name, field.alias or name) for name, field in kind.payload.model_fields.items()}
         ours -= {"task", "job_type", "extra_body"}  # the worker's own, never sent
         ours -= {"audio_base64", "audio_url", "filename", "content_type"}  # an audio job's file: vLLM's `file`
