@@ -167,5 +167,15 @@ def _usage(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _token_counts(result: dict[str, Any]) -> str:
+    """What the job's log line says it cost: tokens, seconds of audio heard, or bytes of audio spoken."""
     usage = _usage(result)
+    if usage.get("type") == "duration":
+        return f"{usage.get('seconds', '?')} s of audio"
+    outputs = (value for value in result.values() if isinstance(value, dict))
+    heard = next((output["duration"] for output in outputs if "duration" in output), None)
+    if heard is not None:  # verbose_json: the duration, no usage
+        return f"{heard} s of audio"
+    if isinstance(spoken := result.get("audio_base64"), str):
+        size = len(spoken) * 3 // 4 - spoken[-2:].count("=")  # base64's padding stands for no byte
+        return f"{size} bytes of {result.get('format', '?')} audio"
     return f"prompt {usage.get('prompt_tokens', '?')}, completion {usage.get('completion_tokens', 0)} tokens"

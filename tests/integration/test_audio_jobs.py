@@ -3,8 +3,10 @@ and back), and speech (vLLM-Omni's audio back base64), against the fake vLLM's a
 
 import base64
 import io
+import logging
 import wave
 
+import pytest
 from testbed.fake_vllm import FakeVllm
 from testbed.omni_speech import FIELDS as OMNI_FIELDS
 from testbed.scripted_queue import ScriptedQueue
@@ -16,8 +18,9 @@ from tests.integration.conftest import StartWorker
 
 
 async def test_a_transcription_job_sends_the_audio_as_vllms_form_and_returns_its_answer(
-    queue: ScriptedQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+    queue: ScriptedQueue, fake_vllm: FakeVllm, start_worker: StartWorker, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="worker")
     await start_worker()
     audio = wav(2.0)
     await queue.push(
@@ -42,6 +45,7 @@ async def test_a_transcription_job_sends_the_audio_as_vllms_form_and_returns_its
     assert form["timestamp_granularities"] == ["word", "segment"]  # sent as timestamp_granularities[]
     assert not {"audio_base64", "audio_url", "filename", "content_type"} & set(form)
     assert fake_vllm.record.request_ids == ["t1"]
+    assert any(line.startswith("job t1 done in") and line.endswith("(2 s of audio)") for line in caplog.messages)
 
 
 async def test_a_translation_job_by_audio_url_with_the_callers_file_name(
@@ -97,8 +101,9 @@ async def test_a_vllm_serving_no_speech_model_is_named_with_what_to_change(
 
 
 async def test_a_speech_job_returns_vllm_omnis_audio_base64_with_its_format(
-    queue: ScriptedQueue, fake_vllm: FakeVllm, start_worker: StartWorker
+    queue: ScriptedQueue, fake_vllm: FakeVllm, start_worker: StartWorker, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="worker")
     fake_vllm.behaviour.runner = "omni"
     await start_worker(CASOLA_MAX_JOBS=4)
     speech = "openai/audio-speech"
@@ -114,6 +119,7 @@ async def test_a_speech_job_returns_vllm_omnis_audio_base64_with_its_format(
     )
     with wave.open(io.BytesIO(base64.b64decode(wav_result["audio_base64"]))) as audio:
         assert (audio.getframerate(), audio.getnframes()) == (24000, 24000)
+    assert any(line.endswith("(48044 bytes of wav audio)") for line in caplog.messages)
     mp3 = (await queue.wait_for_type("job_result", "mp3"))["result"]
     assert (mp3["format"], mp3["content_type"]) == ("mp3", "audio/mpeg")
     sent = {request["input"]: request for request in fake_vllm.record.requests}
