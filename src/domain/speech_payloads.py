@@ -61,5 +61,5 @@ def speech_result(output: dict[str, Any]) -> dict[str, Any]:
 
 
 def speech_response(result: dict[str, Any], model: str) -> dict[str, Any]:
-    """What a REST front answers with: the audio's bytes go back base64 with their content type."""
-    return {"audio_base64": result["audio_base64"], "format": result["format"], "content_type": result["content_type"]}
+    """What a REST front answers with: the same fields, whose audio it sends back as bytes."""
+    return speech_result(result)

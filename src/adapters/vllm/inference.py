@@ -29,7 +29,7 @@ class HttpInference:
         never tried again, so nothing outlives the job's deadline or a revoke (cancelling the call closes the
         connection, and vLLM aborts the request).
         """
-        return await self._post(route, _encode(body), {"X-Request-Id": request_id} if request_id else {})
+        return await self._post(route, _encode(body), _request_headers(request_id))
 
     async def transcribe(
         self, route: str, body: dict[str, Any], audio: AudioFile, request_id: str | None = None
@@ -40,12 +40,12 @@ class HttpInference:
             form.add_field(name, value)
         form.add_field("file", audio.data, filename=audio.filename, content_type=audio.content_type)
         multipart = form()
-        headers = {"Content-Type": multipart.content_type} | ({"X-Request-Id": request_id} if request_id else {})
+        headers = {"Content-Type": multipart.content_type} | _request_headers(request_id)
         return await self._post(route, await multipart.as_bytes(), headers)
 
     async def synthesize(self, route: str, body: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
         """The answer is the audio's bytes (vLLM-Omni), returned base64 with its content type and format."""
-        answer = await self._answer(route, _encode(body), {"X-Request-Id": request_id} if request_id else {})
+        answer = await self._answer(route, _encode(body), _request_headers(request_id))
         if not answer.content_type.startswith(("audio/", "application/octet-stream")):
             raise InferenceRejected(f"vLLM answered {answer.content_type}, not audio")
         return {
@@ -67,3 +67,8 @@ class HttpInference:
         if answer.status >= 400:
             raise refusal(answer.status, answer.body)
         return answer
+
+
+def _request_headers(request_id: str | None) -> dict[str, str]:
+    """The job's id as vLLM's own request id, so its log names the job."""
+    return {"X-Request-Id": request_id} if request_id else {}

@@ -44,7 +44,7 @@ class OpenAIInference:
         idle keep-alive connections after 5 s, and a request can meet one as it closes. Timeouts and error
         answers are never tried again, so nothing outlives the job's deadline or a revoke.
         """
-        options: Any = {"headers": {"X-Request-Id": header_safe(request_id)}} if request_id else {}
+        options = _request_options(request_id)
         try:
             try:
                 content = await self.client.post(route, body=body, cast_to=bytes, options=options)
@@ -61,7 +61,7 @@ class OpenAIInference:
         self, route: str, body: dict[str, Any], audio: AudioFile, request_id: str | None = None
     ) -> dict[str, Any]:
         """The official client's own multipart form (a list field as `name[]`, as vLLM's form reads it)."""
-        options: Any = {"headers": {"X-Request-Id": header_safe(request_id)}} if request_id else {}
+        options = _request_options(request_id)
         files = [("file", (audio.filename, audio.data, audio.content_type))]
         try:
             content = await self.client.post(route, body=body, files=files, cast_to=bytes, options=options)
@@ -70,7 +70,7 @@ class OpenAIInference:
         return result_of(content)
 
     async def synthesize(self, route: str, body: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
-        options: Any = {"headers": {"X-Request-Id": header_safe(request_id)}} if request_id else {}
+        options = _request_options(request_id)
         try:
             response = await self.client.post(route, body=body, cast_to=httpx.Response, options=options)
         except openai.APIError as error:
@@ -86,3 +86,8 @@ def _translated(error: openai.APIError, base_url: str) -> Exception:
     if isinstance(error, openai.APIStatusError):
         return refusal(error.status_code, error.response.content)
     return InferenceRejected(f"{type(error).__name__}: {error}")
+
+
+def _request_options(request_id: str | None) -> Any:
+    """The job's id as vLLM's own request id, in the official client's per-request options."""
+    return {"headers": {"X-Request-Id": header_safe(request_id)}} if request_id else {}
