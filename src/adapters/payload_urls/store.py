@@ -33,10 +33,7 @@ class HttpPayloadStore:
         self.max_bytes = max_bytes
 
     async def fetch(self, url: str) -> Any:
-        async with self._transfer("GET"), self.client.stream("GET", url, follow_redirects=False) as response:
-            _check_status(response)
-            body = await self._read_capped(response)
-        self.metrics.payload_bytes("fetched", len(body))
+        body = await self._get(url, self.max_bytes)
         try:
             return _decode(body)
         except msgspec.DecodeError as error:
@@ -45,21 +42,20 @@ class HttpPayloadStore:
             raise PayloadTransferFailed("not JSON the worker reads: nested too deeply") from None
 
     async def fetch_bytes(self, url: str, max_bytes: int) -> bytes:
+        return await self._get(url, max_bytes, " (CASOLA_MAX_AUDIO_BYTES)")
+
+    async def _get(self, url: str, cap: int, cap_named: str = "") -> bytes:
+        """The body at `url`, read no further than `cap` bytes."""
         async with self._transfer("GET"), self.client.stream("GET", url, follow_redirects=False) as response:
             _check_status(response)
-            body = await self._read_capped(response, max_bytes, "CASOLA_MAX_AUDIO_BYTES")
-        self.metrics.payload_bytes("fetched", len(body))
-        return body
-
-    async def _read_capped(self, response: httpx.Response, cap: int | None = None, setting: str = "") -> bytes:
-        cap = self.max_bytes if cap is None else cap
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > cap:
-                raise PayloadTransferFailed(f"larger than the {cap} byte cap" + (f" ({setting})" if setting else ""))
-            chunks.append(chunk)
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > cap:
+                    raise PayloadTransferFailed(f"larger than the {cap} byte cap{cap_named}")
+                chunks.append(chunk)
+        self.metrics.payload_bytes("fetched", size)
         return b"".join(chunks)
 
     async def upload(self, url: str, body: bytes) -> None:
