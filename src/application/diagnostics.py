@@ -9,8 +9,9 @@ from application.ports import Inference, VllmProbe
 from domain.errors import InferenceRejected, InferenceUnavailable
 from domain.kinds import CHAT
 from domain.request_body import request_body, validate_payload
+from domain.vllm import REQUESTS_RUNNING, REQUESTS_WAITING
 
-LOAD_GAUGES = ("vllm:num_requests_running", "vllm:num_requests_waiting")
+LOAD_GAUGES = (REQUESTS_RUNNING, REQUESTS_WAITING)  # shown as vLLM writes them
 TEST_CHAT = {"messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 8}
 
 

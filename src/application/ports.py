@@ -72,6 +72,11 @@ class VllmProbe(Protocol):
 
     async def metrics(self) -> str: ...
 
+    async def load(self, *names: str) -> dict[str, float]:
+        """Each of `names` in vLLM's /metrics, summed over its label sets (every served model); a name vLLM does not
+        show is left out. Fails as `metrics` does, or with `InferenceRejected` for text that is not Prometheus'."""
+        ...
+
 
 class PayloadStore(Protocol):
     """Payloads given by URL and results too large to send inline."""

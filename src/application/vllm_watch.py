@@ -12,7 +12,7 @@ from domain import rules
 from domain.errors import InferenceRejected, InferenceUnavailable
 from domain.rules import Backpressure, Failure, HealthWatch, Thresholds
 from domain.stall import TOKEN_COUNTERS, StallWatch
-from domain.vllm import LogVerdict, classify_log_line, gauge
+from domain.vllm import REQUESTS_WAITING, LogVerdict, classify_log_line
 from domain.worker import Command, PauseReason, Worker
 
 log = logging.getLogger("worker")
@@ -53,7 +53,7 @@ class VllmWatch:
         while True:
             await asyncio.sleep(self.settings.CASOLA_BACKPRESSURE_CHECK_INTERVAL)
             try:
-                waiting = gauge(await self.probe.metrics(), "vllm:num_requests_waiting")
+                waiting = (await self.probe.load(REQUESTS_WAITING)).get(REQUESTS_WAITING)
             except (InferenceUnavailable, InferenceRejected):
                 continue  # a failed read changes nothing
             verdict = self.backpressure.verdict(waiting, PauseReason.BACKPRESSURE in self.worker.pause_reasons)
@@ -83,11 +83,10 @@ class VllmWatch:
     async def _tokens(self) -> float | None:
         """vLLM's prompt and generation tokens so far; None when /metrics cannot be read or does not show them."""
         try:
-            text = await self.probe.metrics()
+            counts = await self.probe.load(*TOKEN_COUNTERS)
         except (InferenceUnavailable, InferenceRejected):
             return None
-        counts = [count for name in TOKEN_COUNTERS if (count := gauge(text, name)) is not None]
-        return sum(counts) if counts else None
+        return sum(counts.values()) if counts else None
 
     def relayed(self, line: str) -> None:
         """A line the container's relay already wrote to the container's log: shipped and judged, not written again."""

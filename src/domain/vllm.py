@@ -1,4 +1,5 @@
-"""vLLM facts with no I/O: its serve command line and what its log lines say about the host."""
+"""vLLM facts with no I/O: its serve command line, what its log lines say about the host, and the gauges of its
+/metrics the worker reads."""
 
 import re
 import shlex
@@ -21,6 +22,8 @@ RETRYABLE_PATTERNS = (
     r"Address already in use",
     "No available memory for the cache blocks",
 )
+REQUESTS_RUNNING = "vllm:num_requests_running"
+REQUESTS_WAITING = "vllm:num_requests_waiting"  # above a threshold: backpressure
 _FATAL = re.compile("|".join(FATAL_PATTERNS), re.IGNORECASE)
 _RETRYABLE = re.compile("|".join(RETRYABLE_PATTERNS), re.IGNORECASE)
 
@@ -55,16 +58,3 @@ def serve_command(
         served_model_name,
         *shlex.split(extra_args),
     ]
-
-
-def gauge(metrics_text: str, name: str) -> float | None:
-    """The sum of a Prometheus gauge over its label sets (every served model), or None when vLLM does not show it."""
-    total, seen = 0.0, False
-    for line in metrics_text.splitlines():
-        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
-            try:
-                total += float(line.rsplit(" ", 1)[1])
-            except (IndexError, ValueError):
-                continue
-            seen = True
-    return total if seen else None

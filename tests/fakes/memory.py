@@ -130,6 +130,9 @@ class FakeProbe:
     async def metrics(self) -> str:
         return 'vllm:num_requests_running{model_name="default"} 0\n'
 
+    async def load(self, *names: str) -> dict[str, float]:
+        return {name: 0.0 for name in names if name == "vllm:num_requests_running"}
+
 
 class FakeInference:
     """Answers each request at once with a chat completion, or hangs while `hang` is set, or raises `error`."""

@@ -8,7 +8,7 @@ from domain.frames import Drain, JobError, JobProgress, JobResult, OutboundFrame
 from domain.jobs import RESULT_INLINE_LIMIT, upload_instead
 from domain.outbox import Outbox
 from domain.rules import Failure, HealthWatch, HeartbeatStatus, ShutdownStep, Thresholds
-from domain.vllm import LogVerdict, gauge
+from domain.vllm import LogVerdict
 
 LIMITS = Thresholds(health_failures_before_down=3, queue_unreachable_after=300)
 
@@ -154,19 +154,3 @@ def test_backpressure_pauses_above_one_threshold_and_resumes_at_the_other(
     pause_above: float, resume_at: float, waiting: float | None, paused: bool, verdict: bool | None
 ) -> None:
     assert rules.Backpressure(pause_above, resume_at).verdict(waiting, paused) is verdict
-
-
-METRICS_TEXT = """# HELP vllm:num_requests_waiting Number of requests waiting.
-# TYPE vllm:num_requests_waiting gauge
-vllm:num_requests_waiting{engine="0",model_name="default"} 3.0
-vllm:num_requests_waiting{engine="0",model_name="sql-lora"} 2.0
-vllm:num_requests_waiting_by_reason{reason="capacity"} 9.0
-vllm:num_requests_running{engine="0",model_name="default"} 1.0
-"""
-
-
-def test_a_gauge_is_summed_over_its_label_sets_and_absent_when_vllm_does_not_show_it() -> None:
-    assert gauge(METRICS_TEXT, "vllm:num_requests_waiting") == 5.0
-    assert gauge(METRICS_TEXT, "vllm:num_requests_running") == 1.0
-    assert gauge("", "vllm:num_requests_waiting") is None
-    assert gauge("vllm:num_requests_waiting 7\n", "vllm:num_requests_waiting") == 7.0

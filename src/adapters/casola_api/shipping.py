@@ -19,7 +19,7 @@ from application.ports import GpuInspector, VllmProbe
 from domain.errors import InferenceRejected, InferenceUnavailable
 from domain.gpu import SNAPSHOT_QUERY, gpu_snapshot
 from domain.untrusted import Masker
-from domain.vllm import gauge
+from domain.vllm import REQUESTS_RUNNING, REQUESTS_WAITING
 
 log = logging.getLogger("worker.shipping")
 LOG_BUFFER = 10_000
@@ -126,11 +126,8 @@ class SystemMetrics:
 
     async def _vllm(self) -> dict[str, float]:
         try:
-            text = await self.probe.metrics()
+            load = await self.probe.load(REQUESTS_RUNNING, REQUESTS_WAITING)
         except (InferenceUnavailable, InferenceRejected):
             return {}
-        load = {
-            "vllm_running_requests": gauge(text, "vllm:num_requests_running"),
-            "vllm_waiting_requests": gauge(text, "vllm:num_requests_waiting"),
-        }
-        return {name: value for name, value in load.items() if value is not None}
+        shipped = {"vllm_running_requests": REQUESTS_RUNNING, "vllm_waiting_requests": REQUESTS_WAITING}
+        return {name: load[gauge] for name, gauge in shipped.items() if gauge in load}

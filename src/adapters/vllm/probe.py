@@ -1,8 +1,9 @@
-"""The vLLM probe over `VllmClient`: /health, /v1/models and /metrics."""
+"""The vLLM probe over `VllmClient`: /health, /v1/models and /metrics (read by prometheus-client's parser)."""
 
 import asyncio
 
 import msgspec
+from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.vllm.client import Answer, BrokenAnswer, NoAnswer, VllmClient
 from domain.errors import InferenceRejected, InferenceUnavailable
@@ -40,6 +41,9 @@ class HttpVllmProbe:
     async def metrics(self) -> str:
         return (await self._get("/metrics")).body.decode("utf-8", "replace")
 
+    async def load(self, *names: str) -> dict[str, float]:
+        return totals(await self.metrics(), names)
+
     async def _get(self, path: str) -> Answer:
         try:
             async with asyncio.timeout(QUERY_TIMEOUT):
@@ -50,3 +54,21 @@ class HttpVllmProbe:
         if not 200 <= answer.status < 300:
             raise InferenceRejected(f"GET {path} answered HTTP {answer.status}")
         return answer
+
+
+def totals(metrics_text: str, names: tuple[str, ...]) -> dict[str, float]:
+    """Each of `names` summed over its label sets; a name the text does not show is left out.
+
+    Only the lines that start with one of the names go to the parser: all of vLLM's /metrics (about 600 lines,
+    histograms most of them) takes it 7.5 ms of the event loop, those lines 0.15 ms. A sample is one line (the
+    format escapes a newline in a label's value), so no sample asked for is cut."""
+    lines = "\n".join(line for line in metrics_text.splitlines() if line.startswith(names))
+    found: dict[str, float] = {}
+    try:
+        for family in text_string_to_metric_families(lines):
+            for sample in family.samples:
+                if sample.name in names:
+                    found[sample.name] = found.get(sample.name, 0.0) + sample.value
+    except ValueError as error:
+        raise InferenceRejected(f"GET /metrics answered with no Prometheus text: {error}") from None
+    return found
