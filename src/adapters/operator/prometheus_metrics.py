@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 TO_RESULT = "From a job's frame to its result frame queued to send"
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -26,7 +25,7 @@ GAUGES = {
 }
 
 
-BUCKET_LABELS = (*map(floatToGoString, DURATION_BUCKETS), "+Inf")  # `le` of each bucket, as scraped
+BUCKET_LABELS = (*(str(float(bound)) for bound in DURATION_BUCKETS), "+Inf")  # `le` of each bucket: "0.05" ... "600.0"
 
 
 class Durations:
