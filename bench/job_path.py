@@ -6,6 +6,9 @@ One chat job runs through the real adapters (the websockets queue, aiohttp to a 
 container. A profile hook follows the data: the frame's text, then whatever a call made from it returned (the Job,
 the running job, the payload, the request body, vLLM's answer, the result, the frame), and their parts. A file is
 entered when one of its functions is called with that data; leaving it by a return is not a move.
+
+A second count leaves the adapters out: the files inside the hexagon (domain and application) the data enters
+between the ports, as a reading of the code alone sees it (it stops where a port's adapter is chosen at run time).
 """
 
 import asyncio
@@ -146,9 +149,17 @@ def main() -> None:
         mark = "UP " if row["climbed"] else "   "
         print(f"{number:>3} {mark}{row['floor']:>2}  {row['file']:<40} {', '.join(row['functions'])}")
     print(f"\n{len(files)} files entered, {len(rows)} stays, {climbs} climbs back up")
+    inner = route(
+        [(row["file"], function) for row in rows if row["floor"] < FLOORS["adapters"] for function in row["functions"]]
+    )
+    inner_files = sorted({row["file"] for row in inner})
+    inner_climbs = sum(row["climbed"] for row in inner)
+    print(f"inside the hexagon (domain and application, the adapters left out): {len(inner_files)} files, "
+          f"{len(inner)} stays, {inner_climbs} climbs back up")  # fmt: skip
     out = ROOT / "bench" / "results" / "job_path.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"files": files, "stays": rows, "climbs": climbs}, indent=2) + "\n")
+    inside = {"files": inner_files, "stays": len(inner), "climbs": inner_climbs}
+    out.write_text(json.dumps({"files": files, "stays": rows, "climbs": climbs, "inside": inside}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
