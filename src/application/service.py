@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from application.heartbeat_loop import HeartbeatLoop
 from application.job_context import current_job_id
 from application.job_runner import JobRun, JobRunner
 from application.metrics import NO_METRICS
@@ -59,7 +60,6 @@ class WorkerService:
         )
         self.failure: Failure | None = None
         self._group: asyncio.TaskGroup | None = None
-        self._heartbeat_task: asyncio.Task[None] | None = None
         self._jobs: dict[int, tuple[asyncio.Task[None], JobRun]] = {}  # by id(RunningJob): its task, the runner's run
         # What the state machine asks, each to its handler.
         self._command_handlers: dict[type, Callable[[Any], None]] = {
@@ -76,6 +76,9 @@ class WorkerService:
         self.masker = masker or Masker()  # the container's one masker: no secret leaves through /readyz
         self.vllm = VllmWatch(probe, self.worker, settings, self.thresholds, self._execute, self.fail, clock, metrics)
         self.link = QueueLink(queue, self.worker, clock, metrics, self._execute, self.fail)
+        self.beats = HeartbeatLoop(
+            heartbeats, self._beat, settings.CASOLA_HEARTBEAT_INTERVAL, self.timings.settle_timeout
+        )
         self._observe(metrics)
 
     def _observe(self, metrics: WorkerMetrics) -> None:
@@ -88,6 +91,10 @@ class WorkerService:
         metrics.observe("backpressure", lambda: PauseReason.BACKPRESSURE in self.worker.pause_reasons)
         metrics.observe("vllm_healthy", lambda: self._vllm_ready and self.vllm.health.healthy)
         metrics.observe("ready", lambda: self.readiness()[0])
+
+    def _beat(self) -> tuple[HeartbeatStatus, str | None]:
+        """The periodic heartbeat due now: `running`, or `error` once vLLM or the queue is gone too long."""
+        return rules.heartbeat(self.vllm.health.healthy, self.link.disconnected_since, self.clock(), self.thresholds)
 
     def readiness(self) -> tuple[bool, str]:
         """Whether the worker can take jobs (vLLM ready and registered with the queue), else why not."""
@@ -137,14 +144,13 @@ class WorkerService:
         self.worker.transition(WorkerState.CONNECTING)
         async with asyncio.TaskGroup() as group:
             self._group = group
-            loops = [self.link.run(), self._heartbeat_loop(), self._lease_loop()]
+            loops = [self.link.run(), self.beats.run(), self._lease_loop()]
             loops.append(self.vllm.health_loop(self.timings.health_interval))
             if self.settings.CASOLA_BACKPRESSURE_CHECK_INTERVAL > 0:
                 loops.append(self.vllm.backpressure_loop())
             if self.settings.CASOLA_VLLM_STALL_TIMEOUT > 0:
                 loops.append(self.vllm.stall_loop(lambda: (self.runner.in_flight, self.runner.finished)))
             background = [group.create_task(loop) for loop in loops]
-            self._heartbeat_task = background[1]
             await sleep_unless(self._shutdown, self._failed)
             if self.failure is None:
                 await self._drain()
@@ -180,20 +186,18 @@ class WorkerService:
         self._execute(self.worker.abandon(*(failed.category, failed.message) if failed else SHUT_DOWN_MID_JOB))
         if self._job_tasks():
             await asyncio.wait(self._job_tasks(), timeout=self.timings.settle_timeout)
-        if self._heartbeat_task is not None:  # the last heartbeat is the last one sent: no `running` after it
-            self._heartbeat_task.cancel()
-            await asyncio.wait([self._heartbeat_task])
+        await self.beats.end()  # no `running` after this: the last heartbeat is the last the API gets
         failure = self.failure
         if failure is None:
             self.worker.transition(WorkerState.DRAINING)
             self.worker.stop()
             await self._close_queue()
-            await self.heartbeats.send(HeartbeatStatus.STOPPING)
+            await self.beats.last(HeartbeatStatus.STOPPING)
             log.info("worker stopped")
         else:
             log.error("worker failed: %s", failure.message)
             self.worker.fail()
-            await self.heartbeats.send(failure.status, failure.message)
+            await self.beats.last(failure.status, failure.message)
             await self._close_queue()
         return rules.exit_code(failure)
 
@@ -245,12 +249,6 @@ class WorkerService:
         return [task for task, _ in self._jobs.values()]
 
     # Background loops.
-
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            healthy, since = self.vllm.health.healthy, self.link.disconnected_since
-            await self.heartbeats.send(*rules.heartbeat(healthy, since, self.clock(), self.thresholds))
-            await asyncio.sleep(self.settings.CASOLA_HEARTBEAT_INTERVAL)
 
     async def _lease_loop(self) -> None:
         tick = min(1.0, self.settings.renew_lease_after / 4)
