@@ -22,6 +22,9 @@ class FakeApi(ThreadingHTTPServer):
         self.posts: dict[str, list[dict[str, Any]]] = {}  # the JSON bodies POSTed to each other path
         self.failing: set[str] = set()  # paths that answer 503, as in an outage
         self.refused: dict[str, int] = {}  # how many POSTs each failing path refused
+        self.slow_running = 0.0  # seconds a `running` heartbeat takes to be taken in (recorded) and answered
+        self.holding = threading.Event()  # set when a slow `running` heartbeat starts to be taken in
+        self.held = threading.Event()  # set when it is recorded
 
     @property
     def url(self) -> str:
@@ -68,8 +71,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(503, b"{}")
             return
         if self.path == "/api/heartbeats":
+            beat = json.loads(body)
+            if beat["status"] == "running" and self.server.slow_running:
+                self.server.holding.set()
+                time.sleep(self.server.slow_running)  # an API that takes its time: this one is recorded late
             self.server.authorizations.append(self.headers.get("Authorization"))
-            self.server.heartbeats.append(json.loads(body))
+            self.server.heartbeats.append(beat)
+            if beat["status"] == "running" and self.server.slow_running:
+                self.server.held.set()
         else:
             self.server.posts.setdefault(self.path, []).append(json.loads(body))
         self._send(self.server.status, b"{}")

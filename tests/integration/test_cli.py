@@ -53,6 +53,26 @@ async def test_sigterm_mid_job_drains_finishes_the_job_and_exits_zero(
     assert '"message": "worker stopped"' in logs
 
 
+async def test_a_running_heartbeat_on_its_way_is_answered_before_the_last_one_is_sent(
+    queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi
+) -> None:
+    """Two heartbeats in flight at once may reach the API in either order: the worker's `stopping` waits for the
+    `running` the API is still taking in, so `stopping` is the last status the API records."""
+    worker = spawn(cli("run"), worker_environment(queue, fake_vllm, fake_api))
+    try:
+        await queue.wait_for_type("register", timeout=20)
+        fake_api.slow_running = 1.0
+        fake_api.holding.clear()
+        assert await asyncio.to_thread(fake_api.holding.wait, 10), "no running heartbeat reached the API"
+        worker.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(worker.wait, 15)
+        assert await asyncio.to_thread(fake_api.held.wait, 10), "the slow heartbeat was never recorded"
+    finally:
+        terminate(worker)
+    assert code == 0
+    assert fake_api.statuses()[-1] == "stopping", fake_api.statuses()[-3:]
+
+
 async def test_launch_vllm_supervises_it_and_leaves_no_process_behind(
     queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi, tmp_path: Path
 ) -> None:
