@@ -2,7 +2,8 @@
 
 Nothing here can block a job: a log line is appended to a bounded buffer (the oldest dropped when full), and
 a background task POSTs what is buffered every interval and once more at shutdown. A failed POST keeps its
-batch for the next flush.
+batch for the next flush; a POST under way at shutdown is let finish, not cut (a cut one may still be taken in by
+the API, and its batch would go again).
 """
 
 import asyncio
@@ -16,6 +17,7 @@ import httpx
 
 from application.job_context import current_job_id
 from application.ports import GpuInspector, VllmProbe
+from application.readiness import sleep_unless
 from domain.errors import InferenceRejected, InferenceUnavailable
 from domain.gpu import SNAPSHOT_QUERY, gpu_snapshot
 from domain.untrusted import Masker
@@ -44,6 +46,7 @@ class BatchShipper:
         self.headers = {"Authorization": f"Bearer {token}"}
         self.entries: deque[dict[str, Any]] = deque(maxlen=buffer)
         self.dropped = 0
+        self.closing = asyncio.Event()  # set at shutdown: `run` returns between flushes
 
     def add(self, entry: dict[str, Any]) -> None:
         if len(self.entries) == self.entries.maxlen:
@@ -69,9 +72,8 @@ class BatchShipper:
         return response.is_success
 
     async def run(self, interval: float, before_flush: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Flushes every `interval` seconds until cancelled; the caller flushes once more at shutdown."""
-        while True:
-            await asyncio.sleep(interval)
+        """Flushes every `interval` seconds until `closing` is set; the caller flushes once more after."""
+        while not await sleep_unless(self.closing, timeout=interval):
             if before_flush is not None:
                 await before_flush()
             await self.flush()

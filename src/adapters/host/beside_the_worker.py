@@ -87,11 +87,17 @@ async def shipping(
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        for shipper in shippers:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(SHIPPING_FLUSH_TIMEOUT):
-                    await shipper.flush()
+        await asyncio.gather(*(_close(shipper, task) for shipper, task in zip(shippers, tasks, strict=True)))
         if handler is not None:
             logging.getLogger().removeHandler(handler)
+
+
+async def _close(shipper: BatchShipper, task: "asyncio.Task[None]") -> None:
+    """The flush under way finishes (cut, its batch could reach the API and go again), then the last flush; each
+    within SHIPPING_FLUSH_TIMEOUT, so an API that hangs does not hold the exit."""
+    shipper.closing.set()
+    await asyncio.wait([task], timeout=SHIPPING_FLUSH_TIMEOUT)
+    task.cancel()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(SHIPPING_FLUSH_TIMEOUT):
+            await shipper.flush()
