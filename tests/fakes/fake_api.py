@@ -23,7 +23,8 @@ class FakeApi(ThreadingHTTPServer):
         self.failing: set[str] = set()  # paths that answer 503, as in an outage
         self.refused: dict[str, int] = {}  # how many POSTs each failing path refused
         self.slow_running = 0.0  # seconds a `running` heartbeat takes to be taken in (recorded) and answered
-        self.holding = threading.Event()  # set when a slow `running` heartbeat starts to be taken in
+        self.slow_paths: dict[str, float] = {}  # the same for every POST to these paths
+        self.holding = threading.Event()  # set when a slow POST starts to be taken in
         self.held = threading.Event()  # set when it is recorded
 
     @property
@@ -70,17 +71,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.refused[self.path] = self.server.refused.get(self.path, 0) + 1
             self._send(503, b"{}")
             return
-        if self.path == "/api/heartbeats":
-            beat = json.loads(body)
-            if beat["status"] == "running" and self.server.slow_running:
-                self.server.holding.set()
-                time.sleep(self.server.slow_running)  # an API that takes its time: this one is recorded late
+        document = json.loads(body)
+        heartbeat = self.path == "/api/heartbeats"
+        slow = self.server.slow_running if heartbeat and document["status"] == "running" else 0.0
+        slow = slow or self.server.slow_paths.get(self.path, 0.0)
+        if slow:
+            self.server.holding.set()
+            time.sleep(slow)  # an API that takes its time: this POST is recorded late
+        if heartbeat:
             self.server.authorizations.append(self.headers.get("Authorization"))
-            self.server.heartbeats.append(beat)
-            if beat["status"] == "running" and self.server.slow_running:
-                self.server.held.set()
+            self.server.heartbeats.append(document)
         else:
-            self.server.posts.setdefault(self.path, []).append(json.loads(body))
+            self.server.posts.setdefault(self.path, []).append(document)
+        if slow:
+            self.server.held.set()
         self._send(self.server.status, b"{}")
 
     def do_PUT(self) -> None:

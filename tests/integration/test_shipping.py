@@ -58,6 +58,31 @@ async def test_log_lines_are_shipped_masked_with_job_ids_and_survive_an_outage(
     assert shipped[-1]["message"] == "worker stopped"  # flushed at shutdown
 
 
+async def test_a_flush_under_way_at_shutdown_is_let_finish_so_no_line_is_shipped_twice(
+    queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi
+) -> None:
+    environment = worker_environment(
+        queue, fake_vllm, fake_api, CASOLA_LOGS_URL=f"{fake_api.url}/api/logs", CASOLA_LOG_FLUSH_INTERVAL=0.2
+    )
+    process = spawn(cli("run"), environment)
+    try:
+        await queue.wait_for_type("register", timeout=20)
+        fake_api.slow_paths["/api/logs"] = 1.0  # each batch takes the API 1 s to take in
+        fake_api.holding.clear()
+        await queue.push(chat_job("shipped-once", chat()))
+        await queue.wait_for_type("job_result", "shipped-once")
+        assert await asyncio.to_thread(fake_api.holding.wait, 10), "no batch reached the API"
+        process.send_signal(signal.SIGTERM)  # while that batch is being taken in
+        assert await asyncio.to_thread(process.wait, 15) == 0
+        assert await asyncio.to_thread(fake_api.held.wait, 10), "the batch was never recorded"
+    finally:
+        terminate(process)
+    shipped = [(entry["timestamp"], entry["message"]) for entry in entries(fake_api)]
+    assert len(shipped) == len(set(shipped)), [line for line in shipped if shipped.count(line) > 1][:3]
+    assert any("job shipped-once done" in message for _, message in shipped)
+    assert shipped[-1][1] == "worker stopped"
+
+
 async def test_system_metrics_snapshots_carry_the_gpu_and_vllms_load(
     tmp_path: Path, queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi
 ) -> None:
