@@ -25,7 +25,7 @@ class HeartbeatLoop:
         self._sending = asyncio.Lock()
 
     async def run(self) -> None:
-        """A heartbeat every `interval` until `last` is called."""
+        """A heartbeat every `interval` until `end` (or `last`) is called."""
         while not self._ending.is_set():
             async with self._sending:
                 await self.heartbeats.send(*self.beat())
