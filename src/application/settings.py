@@ -15,6 +15,7 @@ from domain.addresses import AddressPolicy, parse_allowed_hosts
 from domain.gpu import GpuExpectations
 from domain.leases import default_renew_after
 from domain.untrusted import without_credentials
+from domain.urls import parse_http_url
 from domain.vllm import serve_command
 
 DEFAULT_REQUEST_TIMEOUT = 65.0
@@ -166,8 +167,7 @@ class Settings(VllmSettings, GpuSettings):
     def _http_url(cls, url: str | None) -> str | None:
         if url in (None, ""):
             return None
-        if not url.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
+        parse_http_url(url)
         return url.rstrip("/")
 
     @model_validator(mode="after")

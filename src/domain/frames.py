@@ -6,13 +6,13 @@ This module is the only place that knows the wire format.
 import json
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
-from urllib.parse import urlsplit
 
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from domain.jobs import Job, JobMode
 from domain.untrusted import loggable
+from domain.urls import parse_http_url
 from domain.validation_errors import describe_validation_error
 
 MAX_FENCE_TOKEN = 2**63 - 1  # int64, as the queue stores it
@@ -74,18 +74,9 @@ class _JobFrame(BaseModel):
     @field_validator("payload_url", "result_upload_url")
     @classmethod
     def _http_url(cls, url: str | None) -> str | None:
-        if url is not None and not _is_http_url(url):
-            raise ValueError("must be an http:// or https:// URL with a host")
+        if url is not None:
+            parse_http_url(url)
         return url
-
-
-def _is_http_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (raises ValueError for a port that is not one)
-    except ValueError:  # e.g. an unclosed IPv6 bracket
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url)
 
 
 class _JobRevokedFrame(BaseModel):

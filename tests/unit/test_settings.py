@@ -53,7 +53,7 @@ ERRORS = [
     ({"CASOLA_MAX_JOBS": "0"}, "CASOLA_MAX_JOBS='0': Input should be greater than or equal to 1"),
     ({"VLLM_PORT": "70000"}, "VLLM_PORT='70000': Input should be less than or equal to 65535"),
     ({"CASOLA_HEARTBEAT_INTERVAL": "0"}, "CASOLA_HEARTBEAT_INTERVAL='0': Input should be greater than 0"),
-    ({"CASOLA_API_URL": "api.example"}, "CASOLA_API_URL='api.example': must start with http:// or https://"),
+    ({"CASOLA_API_URL": "api.example"}, "CASOLA_API_URL='api.example': must be an http:// or https:// URL"),
     (
         {"CASOLA_LEASE_SECONDS": "10", "CASOLA_RENEW_LEASE_AFTER": "10"},
         "CASOLA_RENEW_LEASE_AFTER (10.0) must be less than CASOLA_LEASE_SECONDS (10.0)",
