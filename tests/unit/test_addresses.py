@@ -25,8 +25,26 @@ from domain.addresses import AddressPolicy, AllowedHost, non_public_kind, parse_
         ("::ffff:10.0.0.1", "private"),
         ("fd00::1", "private"),
         ("224.0.0.1", "multicast"),
-        ("100.64.0.1", "non-public"),  # shared address space (carrier-grade NAT)
+        ("100.64.0.1", "shared (carrier-grade NAT)"),
         ("240.0.0.1", "reserved"),
+        # Ranges of IANA's special-purpose registries that Python's flags do not all cover
+        ("192.0.0.8", "IETF protocol assignment"),  # the IPv4 dummy address
+        ("192.0.0.9", "IETF protocol assignment"),  # an anycast address inside 192.0.0.0/24: refused with it
+        ("192.0.0.171", "IETF protocol assignment"),  # NAT64/DNS64 discovery
+        ("192.88.99.1", "6to4 relay anycast"),
+        ("198.18.0.1", "benchmarking"),
+        ("198.51.100.7", "documentation"),
+        ("255.255.255.255", "broadcast"),
+        ("0.1.2.3", "this-network"),
+        ("fec0::1", "site-local"),
+        ("3fff::1", "documentation"),
+        ("2001:db8::1", "documentation"),
+        ("2001:2::1", "IETF protocol assignment"),
+        ("5f00::1", "segment routing (SRv6) SID"),
+        ("64:ff9b:1::1", "local-use NAT64"),
+        ("100::1", "discard-only"),
+        ("ff02::1", "multicast"),
+        ("4000::1", "reserved"),
         ("93.184.215.14", None),
         ("2606:2800:220:1:248:1893:25c8:1946", None),
         # IPv6 addresses that carry an IPv4 one are judged by it: 6to4, Teredo (its client), NAT64, IPv4-compatible
@@ -93,7 +111,23 @@ def test_allowed_hosts_are_parsed_from_comma_separated_host_and_port() -> None:
     assert parse_allowed_hosts("") == ()
 
 
-@pytest.mark.parametrize("entry", ["a.example:http", "a.example:0", "a.example:70000", "http://a.example", "[::1]x"])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "a.example:http",
+        "a.example:0",
+        "a.example:70000",
+        "http://a.example",
+        "[::1]x",
+        "host:80:81",
+        "a.example#x",
+        "user@a.example",
+        "0177.0.0.1",
+        "127.1",
+        "a..example",
+        "[::1%eth0]",
+    ],
+)
 def test_a_bad_allowed_host_stops_the_worker_at_start_naming_the_variable(entry: str) -> None:
     environment = {"CASOLA_WS_URL": "ws://127.0.0.1:1", "CASOLA_CONFIG_ID": "c", "VLLM_MODEL": "m"}
     with pytest.raises(ConfigurationError, match=r"^CASOLA_PAYLOAD_ALLOWED_HOSTS='.*' is not host\[:port\]|port must"):
