@@ -1,5 +1,5 @@
-"""The payload store over httpx: GET `payload_url`, PUT to `result_upload_url`; capped, no redirects, a deadline
-on the whole transfer, and only to the addresses the guarded network allows."""
+"""The payload store over httpx: GET `payload_url` and `audio_url`, PUT to `result_upload_url`; capped on the wire and
+once decoded, no redirects, a deadline on the whole transfer, and only to the addresses the guarded network allows."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from adapters.payload_urls.bounded_body import IDENTITY, answer_text, read_within
 from adapters.payload_urls.guarded_network import AddressRefused
 from application.metrics import NO_METRICS
 from application.ports import WorkerMetrics
@@ -45,25 +46,25 @@ class HttpPayloadStore:
         return await self._get(url, max_bytes, " (CASOLA_MAX_AUDIO_BYTES)")
 
     async def _get(self, url: str, cap: int, cap_named: str = "") -> bytes:
-        """The body at `url`, read no further than `cap` bytes."""
-        async with self._transfer("GET"), self.client.stream("GET", url, follow_redirects=False) as response:
+        """The body at `url`, no more than `cap` bytes on the wire nor once decoded."""
+        async with (
+            self._transfer("GET"),
+            self.client.stream("GET", url, headers=IDENTITY, follow_redirects=False) as response,
+        ):
             _check_status(response)
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > cap:
-                    raise PayloadTransferFailed(f"larger than the {cap} byte cap{cap_named}")
-                chunks.append(chunk)
-        self.metrics.payload_bytes("fetched", size)
-        return b"".join(chunks)
+            body, wire = await read_within(response, cap, cap_named)
+        self.metrics.payload_bytes("fetched", wire)
+        return body
 
     async def upload(self, url: str, body: bytes) -> None:
-        async with self._transfer("PUT"):
-            response = await self.client.put(
-                url, content=body, headers={"Content-Type": "application/json"}, follow_redirects=False
-            )
-        _check_status(response)
+        """PUTs `body`; of the answer, only the start of an error's is read, and never decoded."""
+        headers = {"Content-Type": "application/json"} | IDENTITY
+        async with (
+            self._transfer("PUT"),
+            self.client.stream("PUT", url, content=body, headers=headers, follow_redirects=False) as response,
+        ):
+            answer = "" if response.is_success else await answer_text(response)
+        _check_status(response, answer)
         self.metrics.payload_bytes("uploaded", len(body))
 
     @asynccontextmanager
@@ -77,12 +78,14 @@ class HttpPayloadStore:
             raise PayloadTransferFailed(reason) from None
         except AddressRefused as refused:
             raise PayloadTransferFailed(f"{method} refused: {refused}") from None
+        except httpx.InvalidURL as error:  # the URL rule (domain.urls) lets none through: a second guard
+            raise PayloadTransferFailed(f"{method} refused: not a URL the worker can use ({error})") from None
         except httpx.HTTPError as error:
             raise PayloadTransferFailed(f"{method} failed: {type(error).__name__}: {error}") from None
 
 
-def _check_status(response: httpx.Response) -> None:
+def _check_status(response: httpx.Response, answer: str = "") -> None:
     if response.is_redirect:
         raise PayloadTransferFailed(f"HTTP {response.status_code}: redirects are not followed")
     if not response.is_success:
-        raise PayloadTransferFailed(f"HTTP {response.status_code}")
+        raise PayloadTransferFailed(f"HTTP {response.status_code}" + (f": {answer}" if answer else ""))
