@@ -161,6 +161,10 @@ class JobRunner:
 
 
 def _usage(result: dict[str, Any]) -> dict[str, Any]:
+    """The token counts or audio seconds: the result's own `usage` (audio), its answer's (chat), or the result's
+    top-level counts (embeddings)."""
+    if isinstance(usage := result.get("usage"), dict):
+        return usage
     output = next((value for value in result.values() if isinstance(value, dict) and "usage" in value), {})
     usage = output.get("usage") or result
     return usage if isinstance(usage, dict) else {}
@@ -171,9 +175,7 @@ def _token_counts(result: dict[str, Any]) -> str:
     usage = _usage(result)
     if usage.get("type") == "duration":
         return f"{usage.get('seconds', '?')} s of audio"
-    outputs = (value for value in result.values() if isinstance(value, dict))
-    heard = next((output["duration"] for output in outputs if "duration" in output), None)
-    if heard is not None:  # verbose_json: the duration, no usage
+    if (heard := result.get("duration")) is not None:  # verbose_json: the duration, no usage
         return f"{heard} s of audio"
     if isinstance(spoken := result.get("audio_base64"), str):
         size = len(spoken) * 3 // 4 - spoken[-2:].count("=")  # base64's padding stands for no byte

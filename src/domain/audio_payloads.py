@@ -6,11 +6,12 @@ import base64
 import binascii
 from typing import Annotated, Any, Literal, NamedTuple, Self
 
-from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
+from domain.errors import InferenceRejected
 from domain.payloads import Int64, JobPayload, Penalty, choices_within_cap, limits_of
+from domain.urls import http_url
 
-FORMATS_SERVED = ("json", "text", "verbose_json")
 FORMATS_REFUSED = {
     "srt": "vLLM answers 400 to srt; ask for verbose_json, whose segments carry the times",
     "vtt": "vLLM answers 400 to vtt; ask for verbose_json, whose segments carry the times",
@@ -73,7 +74,7 @@ class TranslationPayload(JobPayload):
     NOT_SENT = JobPayload.NOT_SENT | {"audio_base64", "audio_url", "filename", "content_type"}
 
     audio_base64: Annotated[str, Field(min_length=1)] | None = None
-    audio_url: Annotated[str, Field(pattern=r"^https?://", max_length=8192)] | None = None
+    audio_url: Annotated[str, AfterValidator(http_url)] | None = None
     filename: Annotated[str, Field(pattern=FILENAME)] | None = None
     content_type: Annotated[str, Field(pattern=r"^(audio|video)/[a-z0-9.+-]{1,64}$")] | None = None
     language: Annotated[str, Field(min_length=1, max_length=32)] | None = None
@@ -150,3 +151,20 @@ class TranscriptionPayload(TranslationPayload):
         if self.timestamp_granularities and self.response_format != "verbose_json":
             raise ValueError("timestamp_granularities: needs response_format verbose_json")
         return self
+
+
+ENVELOPE = frozenset({"status", "job_type", "task", "config_id", "processed_at"})  # the result's own fields
+
+
+def transcript_result(output: dict[str, Any]) -> dict[str, Any]:
+    """The result the queue's front reads: the transcript under `text` at the top level, vLLM's other answer fields
+    (`language`, `duration`, `segments`, `words`, `usage`) beside it. vLLM's `task` ("transcribe") is left out: the
+    result's own `task` names the kind."""
+    if not isinstance(output.get("text"), str):
+        raise InferenceRejected("vLLM's speech-to-text answer has no text")
+    return {name: value for name, value in output.items() if name not in ENVELOPE}
+
+
+def transcript_response(result: dict[str, Any], model: str) -> dict[str, Any]:
+    """OpenAI's transcription or translation object, from the result: its fields less the result's own."""
+    return transcript_result(result)

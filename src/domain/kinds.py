@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from domain.audio_payloads import TranscriptionPayload, TranslationPayload
+from domain.audio_payloads import TranscriptionPayload, TranslationPayload, transcript_response, transcript_result
 from domain.errors import ErrorCategory, InferenceRejected, JobFailed
 from domain.generation_payloads import ChatPayload, CompletionPayload
 from domain.payloads import EmbeddingsPayload, JobPayload, RerankPayload, ScorePayload
@@ -51,7 +51,7 @@ class JobKind:
             "task": self.task,
             "config_id": config_id,
             "processed_at": processed_at(now),
-        } | self.result(output)
+        } | self.result(output)  # the kind's fields never name the envelope's (see transcript_result)
 
     def response(self, result: dict[str, Any], model: str) -> dict[str, Any]:
         """The OpenAI response a REST front answers with, from this kind's result."""
@@ -152,7 +152,9 @@ TRANSCRIPTION = JobKind(
     payload=TranscriptionPayload,
     route="/v1/audio/transcriptions",
     runner="speech",
-    result_field="transcription",
+    result_field="text",
+    result_fields=transcript_result,
+    openai_response=transcript_response,
     audio_in=True,
 )
 TRANSLATION = JobKind(
@@ -161,7 +163,9 @@ TRANSLATION = JobKind(
     payload=TranslationPayload,
     route="/v1/audio/translations",
     runner="speech",
-    result_field="translation",
+    result_field="text",
+    result_fields=transcript_result,
+    openai_response=transcript_response,
     audio_in=True,
 )
 SPEECH = JobKind(

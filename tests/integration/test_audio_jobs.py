@@ -36,9 +36,11 @@ async def test_a_transcription_job_sends_the_audio_as_vllms_form_and_returns_its
         "openai/audio-transcription",
         "success",
     )
-    transcription = result["transcription"]
-    assert transcription["text"] == "word word word" and transcription["duration"] == 2
-    assert transcription["segments"][0]["end"] == 2.0 and transcription["words"][0]["word"] == "word"
+    # PROTOCOL.md: the transcript at the top level, where the queue's front reads it, vLLM's other fields beside it
+    assert result["text"] == "word word word" and result["duration"] == 2 and result["language"] == "en"
+    assert result["segments"][0]["end"] == 2.0 and result["words"][0]["word"] == "word"
+    assert set(result) == {"status", "job_type", "task", "config_id", "processed_at", "text", "language", "duration",
+                           "segments", "words"}  # fmt: skip
     form = fake_vllm.record.requests[0]
     assert form["file"] == {"filename": "audio.wav", "content_type": "audio/wav", "data": audio}
     assert (form["model"], form["language"], form["temperature"]) == ("default", "en", "0.2")
@@ -61,7 +63,8 @@ async def test_a_translation_job_by_audio_url_with_the_callers_file_name(
     await queue.push(job)
     result = (await queue.wait_for_type("job_result", "tr"))["result"]
     assert result["task"] == "openai/audio-translation"
-    assert result["translation"] == {"text": "word " * 4 + "word", "usage": {"type": "duration", "seconds": 1}}
+    assert (result["text"], result["usage"]) == ("word " * 4 + "word", {"type": "duration", "seconds": 1})
+    assert "translation" not in result
     form = fake_vllm.record.requests[0]
     assert form["file"] == {"filename": "call 12.wav", "content_type": "audio/x-wav", "data": audio}
 

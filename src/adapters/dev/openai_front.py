@@ -94,7 +94,6 @@ class OpenAIFront:
         self.list_models = list_models
         self.timeout = timeout
         self.pending: dict[str, asyncio.Future[Frame]] = {}
-        self.workers: dict[str, int] = {}
         self._runner: web.AppRunner | None = None
 
     @property
@@ -168,6 +167,8 @@ class OpenAIFront:
         response = kind.response(answer["result"], str(body.get("model") or "default"))
         if kind.audio_out:  # OpenAI's speech route answers with the audio itself
             return web.Response(body=base64.b64decode(response["audio_base64"]), content_type=response["content_type"])
+        if kind.audio_in and body.get("response_format") == "text":  # the bare transcript, as the queue's front
+            return web.Response(text=response["text"])
         return web.json_response(response)
 
     async def _answer(self, kind: JobKind, body: dict[str, Any]) -> Frame | web.Response:
@@ -200,7 +201,6 @@ class OpenAIFront:
 
     async def _on_frame(self, frame: Frame) -> None:
         if frame.get("type") == "register":
-            self.workers[str(frame.get("worker_id"))] = int(frame.get("capacity") or 1)
             log.info("worker %s registered, capacity %s", frame.get("worker_id"), frame.get("capacity"))
         future = self.pending.get(str(frame.get("job_id")))
         if frame.get("type") in ("job_result", "job_error") and future is not None and not future.done():
