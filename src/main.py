@@ -129,7 +129,9 @@ async def run_worker(settings: Settings, launch_vllm: bool) -> int:
             worker_endpoint(
                 settings.WORKER_HTTP_HOST, settings.WORKER_HTTP_PORT, container.metrics().text, service.readiness
             ),
-            shipping(settings, http, probe, container.gpu(), container.masker(), service.current_job),
+            shipping(
+                settings, http, probe, container.gpu(), container.masker(), service.current_job, container.metrics()
+            ),
             relayed_vllm_log(relay_port, service.vllm.relayed, service.vllm.exited),
         ):
             return await (container.supervisor().run(service) if launch_vllm else service.run())

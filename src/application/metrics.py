@@ -28,6 +28,9 @@ class NoMetrics:
     def payload_bytes(self, direction: str, count: int) -> None:
         pass
 
+    def shipping_dropped(self, what: str) -> None:
+        pass
+
     def observe(self, name: str, read: Callable[[], float]) -> None:
         pass
 

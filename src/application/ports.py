@@ -125,6 +125,9 @@ class WorkerMetrics(Protocol):
     def payload_bytes(self, direction: str, count: int) -> None:
         """`direction`: `fetched` or `uploaded`."""
 
+    def shipping_dropped(self, what: str) -> None:
+        """One log line (`entries`) or system snapshot (`snapshots`) lost from a full shipping buffer."""
+
     def observe(self, name: str, read: Callable[[], float]) -> None:
         """A gauge read at scrape time: `running_jobs`, `capacity`, `queue_connected`, `outbox_depth`, `paused`,
         `backpressure`, `vllm_healthy`, `ready`."""

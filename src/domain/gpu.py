@@ -30,11 +30,6 @@ def gpu_checks(csv_rows: str, expected: GpuExpectations) -> list[tuple[bool, str
     return [check for index, row in enumerate(rows) for check in _row_checks(index, row, expected)]
 
 
-def gpu_failures(csv_rows: str, expected: GpuExpectations) -> list[str]:
-    """What failed of `gpu_checks`."""
-    return [found for passed, found in gpu_checks(csv_rows, expected) if not passed]
-
-
 def _row_checks(index: int, row: str, expected: GpuExpectations) -> list[tuple[bool, str]]:
     fields = [field.strip() for field in row.split(",")]
     if len(fields) != 7:

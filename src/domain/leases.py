@@ -14,9 +14,6 @@ class Lease:
     def due(self, now: float) -> bool:
         return now - self.renewed_at >= self.renew_after
 
-    def expires_at(self) -> float:
-        return self.renewed_at + self.seconds
-
     def renewed(self, now: float) -> "Lease":
         return replace(self, renewed_at=now)
 

@@ -8,7 +8,6 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from domain.payloads import JobPayload, Options
 
-SPEECH_FORMATS = ("wav", "pcm", "flac", "mp3", "aac", "opus")
 MAX_EMBEDDING = 8192  # vLLM-Omni's own bound on a speaker embedding
 
 

@@ -214,7 +214,7 @@ async def front_and_worker(fake_api: FakeApi, vllm_port: int, **overrides: Any) 
         service = await container.service()  # type: ignore[misc]
         task = asyncio.create_task(service.run())
         try:
-            await eventually(lambda: front.workers, timeout=30, what="the worker registered")
+            await eventually(lambda: front.queue.connected, timeout=30, what="the worker connected")
             yield front
         finally:
             service.request_shutdown()

@@ -2,10 +2,15 @@
 
 import pytest
 
-from domain.gpu import GpuExpectations, failure_message, gpu_checks, gpu_failures, gpu_snapshot
+from domain.gpu import GpuExpectations, failure_message, gpu_checks, gpu_snapshot
 
 A100 = "NVIDIA A100-SXM4-80GB, 81920, 3, 0, 0, 400.00, 400.00"
 EXPECT_A100 = GpuExpectations("a100", 80)
+
+
+def gpu_failures(csv_rows: str, expected: GpuExpectations) -> list[str]:
+    """What failed of `gpu_checks`, as the GPU check lists it."""
+    return [found for passed, found in gpu_checks(csv_rows, expected) if not passed]
 
 
 def test_a_healthy_host_passes_every_check() -> None:

@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 
 from application.job_context import current_job_id
-from application.ports import GpuInspector, VllmProbe
+from application.metrics import NO_METRICS
+from application.ports import GpuInspector, VllmProbe, WorkerMetrics
 from application.readiness import sleep_unless
 from domain.errors import InferenceRejected, InferenceUnavailable
 from domain.gpu import SNAPSHOT_QUERY, gpu_snapshot
@@ -27,10 +28,15 @@ log = logging.getLogger("worker.shipping")
 LOG_BUFFER = 10_000
 LOG_BATCH = 1_000
 SNAPSHOT_BUFFER = 120
+DROPPED_WARNING_EVERY = 60.0  # seconds: at most one warning about lost entries in this time, however many are lost
 
 
 class BatchShipper:
-    """Entries POSTed as `{**identity, key: [entries]}` in batches; what a failed POST carried stays first in line."""
+    """Entries POSTed as `{**identity, key: [entries]}` in batches; what a failed POST carried stays first in line.
+
+    An entry that finds the buffer full pushes the oldest out: each one lost is counted in the metrics
+    (`worker_vllm_shipping_dropped{what=key}`), and a warning says how many, at most once a minute.
+    """
 
     def __init__(
         self,
@@ -41,20 +47,37 @@ class BatchShipper:
         key: str,
         buffer: int,
         batch: int,
+        metrics: WorkerMetrics = NO_METRICS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client, self.url, self.identity, self.key, self.batch = client, url, identity, key, batch
+        self.metrics, self.clock = metrics, clock
         self.headers = {"Authorization": f"Bearer {token}"}
         self.entries: deque[dict[str, Any]] = deque(maxlen=buffer)
         self.dropped = 0
+        self.warned = (0, -DROPPED_WARNING_EVERY)  # entries dropped when last warned, and when
         self.closing = asyncio.Event()  # set at shutdown: `run` returns between flushes
 
     def add(self, entry: dict[str, Any]) -> None:
         if len(self.entries) == self.entries.maxlen:
             self.dropped += 1
+            self.metrics.shipping_dropped(self.key)
         self.entries.append(entry)
+
+    def warn_of_dropped(self) -> None:
+        """One warning for the entries lost since the last, unless one was given within DROPPED_WARNING_EVERY."""
+        reported, at = self.warned
+        if self.dropped > reported and self.clock() - at >= DROPPED_WARNING_EVERY:
+            lost = self.dropped - reported
+            log.warning(
+                "shipping to %s: %d %s dropped since the last warning (%d in all): the buffer of %d was full",
+                self.url, lost, self.key, self.dropped, self.entries.maxlen,
+            )  # fmt: skip
+            self.warned = (self.dropped, self.clock())
 
     async def flush(self) -> bool:
         """Sends every buffered entry, batch by batch; False (the rest kept) when a POST fails."""
+        self.warn_of_dropped()
         while self.entries:
             batch = [self.entries[index] for index in range(min(self.batch, len(self.entries)))]
             if not await self._post(batch):

@@ -11,7 +11,8 @@ import httpx
 from adapters.casola_api.shipping import LOG_BATCH, LOG_BUFFER, SNAPSHOT_BUFFER, BatchShipper, LogShipper, SystemMetrics
 from adapters.operator.endpoint import WorkerEndpoint
 from adapters.vllm import log_relay
-from application.ports import GpuInspector, VllmProbe
+from application.metrics import NO_METRICS
+from application.ports import GpuInspector, VllmProbe, WorkerMetrics
 from application.settings import Settings
 from domain.untrusted import Masker
 
@@ -64,6 +65,7 @@ async def shipping(
     gpu: GpuInspector,
     masker: Masker,
     current_job: Callable[[], str | None],
+    metrics: WorkerMetrics = NO_METRICS,
 ) -> AsyncIterator[None]:
     """Log lines to CASOLA_LOGS_URL and system metrics to CASOLA_METRICS_URL (each only with the API token),
     flushed every interval in the background and once more at shutdown."""
@@ -73,14 +75,14 @@ async def shipping(
     tasks: list[asyncio.Task[None]] = []
     handler: LogShipper | None = None
     if settings.CASOLA_LOGS_URL and token:
-        logs = BatchShipper(http, settings.CASOLA_LOGS_URL, token, identity, "entries", LOG_BUFFER, LOG_BATCH)
+        logs = BatchShipper(http, settings.CASOLA_LOGS_URL, token, identity, "entries", LOG_BUFFER, LOG_BATCH, metrics)
         handler = LogShipper(logs, masker, settings.CASOLA_CONFIG_ID)
         logging.getLogger().addHandler(handler)
         shippers.append(logs)
         tasks.append(asyncio.create_task(logs.run(settings.CASOLA_LOG_FLUSH_INTERVAL)))
     if settings.CASOLA_METRICS_URL and token:
         identity = identity | {"config_id": settings.CASOLA_CONFIG_ID}
-        snapshots = BatchShipper(http, settings.CASOLA_METRICS_URL, token, identity, "snapshots", *SNAPSHOTS)
+        snapshots = BatchShipper(http, settings.CASOLA_METRICS_URL, token, identity, "snapshots", *SNAPSHOTS, metrics)
         system = SystemMetrics(snapshots, probe, gpu, current_job)
         shippers.append(snapshots)
         tasks.append(asyncio.create_task(snapshots.run(settings.CASOLA_METRICS_INTERVAL, system.snapshot)))

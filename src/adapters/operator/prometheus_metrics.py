@@ -96,6 +96,10 @@ class PrometheusMetrics:
         self.heartbeats_failed = Counter(f"{prefix}heartbeats_failed", "Heartbeats not accepted", registry=registry)
         self.renewals = Counter(f"{prefix}lease_renewals", "job_progress frames sent", registry=registry)
         self.payload = Counter(f"{prefix}payload_bytes", "Payload URL bytes", ["direction"], registry=registry)
+        self.shipping = Counter(
+            f"{prefix}shipping_dropped", "Log lines and snapshots lost from a full shipping buffer", ["what"],
+            registry=registry,
+        )  # fmt: skip
 
     def job_ended(self, kind: str, outcome: str, seconds: float, to_result: float) -> None:
         self.job_metrics.job_ended(kind, outcome, seconds, to_result)
@@ -122,6 +126,9 @@ class PrometheusMetrics:
 
     def payload_bytes(self, direction: str, count: int) -> None:
         self.payload.labels(direction).inc(count)
+
+    def shipping_dropped(self, what: str) -> None:
+        self.shipping.labels(what).inc()
 
     def observe(self, name: str, read: Callable[[], float]) -> None:
         Gauge(f"worker_vllm_{name}", GAUGES[name], registry=self.registry).set_function(read)
