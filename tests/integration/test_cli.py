@@ -174,6 +174,17 @@ def test_a_missing_variable_stops_the_worker_naming_it(tmp_path: Path) -> None:
     assert "VLLM_MODEL: required, not set" in done.stderr
 
 
+def test_a_malformed_allowed_host_stops_the_worker_naming_the_entry() -> None:
+    environment = {
+        "PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[2] / "src"),
+        "CASOLA_WS_URL": "ws://127.0.0.1:1", "CASOLA_CONFIG_ID": "c", "VLLM_MODEL": "m",
+        "CASOLA_PAYLOAD_ALLOWED_HOSTS": "files.internal, host:80:81",
+    }  # fmt: skip
+    done = subprocess.run(cli("run"), env=environment, capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 78
+    assert "CASOLA_PAYLOAD_ALLOWED_HOSTS='files.internal, host:80:81': 'host:80:81' is not host[:port]" in done.stderr
+
+
 async def test_send_test_job_against_a_running_worker(fake_vllm: FakeVllm, fake_api: FakeApi) -> None:
     port = free_port()
     sender = spawn(cli("send-test-job", "--port", str(port), "-m", "Hello there", "--max-tokens", "4"), {})

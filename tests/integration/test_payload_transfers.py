@@ -1,4 +1,5 @@
-"""What a payload host sends back is bounded: encodings, bombs, bodies and headers that never end, the answer to a PUT.
+"""What a payload host sends back is bounded: encodings, bombs, bodies and headers that never end, the answer to a PUT;
+and a job's URL the worker cannot use fails that job as its payload, naming the field.
 
 The payload store against a hostile server on 127.0.0.1 (allowed by CASOLA_PAYLOAD_ALLOWED_HOSTS); the worker
 process's own memory under the same bombs is measured in test_payload_bombs.py.
@@ -9,13 +10,18 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from testbed.fake_vllm import FakeVllm
+from testbed.scripted_queue import ScriptedQueue
 
+from adapters.dev.local_queue import chat_job
 from adapters.payload_urls.bounded_body import ANSWER_BYTES
 from adapters.payload_urls.guarded_network import GuardedNetwork, GuardedTransport
 from adapters.payload_urls.store import HttpPayloadStore
 from domain.addresses import AddressPolicy, parse_allowed_hosts
 from domain.errors import PayloadTransferFailed
+from tests.fakes.audio import audio_job
 from tests.fakes.hostile_http import Answer, HostileServer, MiB, bomb, compressed, endless
+from tests.integration.conftest import StartWorker, chat
 
 PAYLOAD = {"messages": [{"role": "user", "content": "hello " * 1000}]}
 CAP = 1 * MiB
@@ -144,3 +150,32 @@ async def test_a_url_httpx_cannot_use_fails_the_transfer_not_the_worker(store: H
     for transfer in (store.fetch(url), store.upload(url, b"{}")):
         with pytest.raises(PayloadTransferFailed, match=r"refused: not a URL the worker can use|refused|failed"):
             await transfer
+
+
+UNUSABLE = {
+    "unparseable": ("http://[::1/p", "has a malformed IPv6 host"),
+    "octal IPv4": ("http://0177.0.0.1/p", "host '0177.0.0.1' is not a dotted-quad IPv4 address"),
+    "short IPv4": ("http://127.1/p", "host '127.1' is not a dotted-quad IPv4 address"),
+}
+
+
+@pytest.mark.parametrize("field", ["payload_url", "result_upload_url", "audio_url"])
+@pytest.mark.parametrize("case", list(UNUSABLE))
+async def test_a_url_the_worker_cannot_use_fails_its_job_as_the_payload_naming_the_field(
+    field: str,
+    case: str,
+    queue: ScriptedQueue,
+    fake_vllm: FakeVllm,
+    start_worker: StartWorker,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url, reason = UNUSABLE[case]
+    await start_worker()
+    if field == "audio_url":
+        await queue.push(audio_job("bad", audio_url=url))
+    else:
+        await queue.push({**chat_job("bad", chat()), field: url})
+    error = await queue.wait_for_type("job_error", "bad")
+    assert error["error"].startswith(f"invalid_payload: {field}: {reason}"), error["error"]
+    assert fake_vllm.record.requests == []
+    assert not [record for record in caplog.records if record.exc_info], "an expected failure logged a traceback"
