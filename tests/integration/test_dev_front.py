@@ -78,6 +78,11 @@ async def test_the_official_clients_transcription_and_translation_uploads_throug
     assert transcription.words is not None and transcription.words[0].word == "word"
     translation = await client.audio.translations.create(model="default", file=("talk.wav", audio, "audio/wav"))
     assert translation.text == "word " * 4 + "word"
+    bare = await client.audio.transcriptions.create(
+        model="default", file=("talk.wav", audio, "audio/wav"), response_format="text",
+        extra_body={"max_completion_tokens": 2},
+    )  # fmt: skip
+    assert bare == "word word"  # the bare transcript, not JSON
     sent = fake_vllm.record.requests[0]
     assert sent["file"] == {"filename": "talk.wav", "content_type": "audio/wav", "data": audio}
     assert (sent["language"], sent["temperature"], sent["timestamp_granularities"]) == ("en", "0.2", ["word"])

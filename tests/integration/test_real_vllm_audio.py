@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Iterator
 
+import httpx
 import openai
 import pytest
 from testbed.real_vllm import WHISPER_ARGS
@@ -33,32 +34,63 @@ def record(name: str, value: object) -> None:
     FIGURES.write_text(json.dumps(figures | {name: value}, indent=2) + "\n")
 
 
-async def test_transcription_and_translation_jobs_on_real_vllm(
+async def vllms_own_text(port: int, route: str, audio: bytes, **fields: str) -> str:
+    """What vLLM itself answers to the audio, asked directly (the reference the job's result is held to)."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+        files = {"file": ("audio.wav", audio, "audio/wav")}
+        answer = await client.post(route, data={"model": "default", **fields}, files=files)
+    answer.raise_for_status()
+    return str(answer.json()["text"])
+
+
+async def test_transcription_and_translation_jobs_on_real_vllm_read_as_the_queues_front_reads_them(
     queue: LocalQueue, whisper_port: int, start_worker: StartWorker
 ) -> None:
+    """PROTOCOL.md: the front answers `{"text": result["text"]}` (or the bare text): the transcript is vLLM's own."""
     await start_worker(VLLM_PORT=whisper_port, CASOLA_JOB_TIMEOUT=120)
-    audio = base64.b64encode(wav(1.0)).decode()
+    audio = wav(1.0)
+    fields = {"language": "en", "max_completion_tokens": "8", "temperature": "0.0"}
+    expected = await vllms_own_text(whisper_port, "/v1/audio/transcriptions", audio, **fields)
+    assert expected, "the tiny Whisper answers this WAV with some text"
     started = time.monotonic()
-    await queue.push(audio_job("t", audio_base64=audio, language="en", max_completion_tokens=8, temperature=0.0))
-    transcription = (await queue.wait_for_type("job_result", "t", timeout=120))["result"]["transcription"]
+    inline = base64.b64encode(audio).decode()
+    await queue.push(audio_job("t", audio_base64=inline, language="en", max_completion_tokens=8, temperature=0.0))
+    result = (await queue.wait_for_type("job_result", "t", timeout=120))["result"]
     record("transcription_job_seconds", round(time.monotonic() - started, 2))
-    assert isinstance(transcription["text"], str)
-    assert transcription["usage"] == {"type": "duration", "seconds": 1}
+    assert result["text"] == expected
+    assert result["usage"] == {"type": "duration", "seconds": 1}
     await queue.push(
         audio_job(
-            "v", audio_base64=audio, language="en", max_completion_tokens=4, response_format="verbose_json",
+            "plain",
+            audio_base64=inline,
+            language="en",
+            max_completion_tokens=8,
+            temperature=0.0,
+            response_format="text",
+        )
+    )
+    assert (await queue.wait_for_type("job_result", "plain", timeout=120))["result"]["text"] == expected
+    await queue.push(
+        audio_job(
+            "v", audio_base64=inline, language="en", max_completion_tokens=4, response_format="verbose_json",
             timestamp_granularities=["segment"],
         )
     )  # fmt: skip
-    verbose = (await queue.wait_for_type("job_result", "v", timeout=120))["result"]["transcription"]
+    verbose = (await queue.wait_for_type("job_result", "v", timeout=120))["result"]
     assert (verbose["language"], verbose["duration"]) == ("en", 1.0) and isinstance(verbose["segments"], list)
+    assert verbose["task"] == "openai/audio-transcription"  # the kind, not vLLM's own "transcribe"
+    fields = {"language": "de", "max_completion_tokens": "4", "temperature": "0.0"}
+    expected = await vllms_own_text(whisper_port, "/v1/audio/translations", audio, **fields)
     started = time.monotonic()
     await queue.push(
-        audio_job("tr", "openai/audio-translation", audio_base64=audio, language="de", max_completion_tokens=4)
-    )
+        audio_job(
+            "tr", "openai/audio-translation", audio_base64=inline, language="de", max_completion_tokens=4,
+            temperature=0.0,
+        )
+    )  # fmt: skip
     translation = (await queue.wait_for_type("job_result", "tr", timeout=120))["result"]
     record("translation_job_seconds", round(time.monotonic() - started, 2))
-    assert translation["task"] == "openai/audio-translation" and isinstance(translation["translation"]["text"], str)
+    assert translation["task"] == "openai/audio-translation" and translation["text"] == expected
 
 
 async def test_vllms_own_refusals_fail_the_job_naming_the_field(
@@ -81,10 +113,15 @@ async def test_the_official_client_through_the_dev_front_on_real_vllm(fake_api: 
         audio = ("hello.wav", wav(1.0), "audio/wav")
         started = time.monotonic()
         transcription = await client.audio.transcriptions.create(
-            model="default", file=audio, language="en", extra_body={"max_completion_tokens": 4}
+            model="default", file=audio, language="en", temperature=0, extra_body={"max_completion_tokens": 4}
         )
         record("dev_front_transcription_seconds", round(time.monotonic() - started, 2))
         assert isinstance(transcription.text, str)
+        bare = await client.audio.transcriptions.create(
+            model="default", file=audio, language="en", temperature=0, response_format="text",
+            extra_body={"max_completion_tokens": 4},
+        )  # fmt: skip
+        assert bare == transcription.text  # the bare transcript, as the queue's front answers it
         translation = await client.audio.translations.create(
             model="default", file=audio, extra_body={"language": "fr", "max_completion_tokens": 4}
         )
