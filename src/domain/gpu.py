@@ -1,4 +1,5 @@
-"""GPU checks before vLLM starts, from `nvidia-smi` (PROTOCOL.md): a bad host is told apart before it costs a job."""
+"""GPU checks before vLLM starts, from `nvidia-smi`, as the reference Casola worker makes them: a bad host is told
+apart before it costs a job."""
 
 from dataclasses import dataclass
 

@@ -1,6 +1,7 @@
 """Job kinds as one table: each kind's names, payload model, vLLM route and runner, and its result fields.
 
-Adding a kind is one entry in `KINDS` and its payload model; nothing else branches on a kind.
+Adding a JSON kind is one entry in `KINDS` and its payload model. The audio kinds are the exception: the runner and
+the inference port pick their exchange (a form with a file, or audio bytes back) by `audio_in` and `audio_out`.
 """
 
 from collections.abc import Callable

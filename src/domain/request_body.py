@@ -49,9 +49,10 @@ def request_body(payload: ValidPayload, model: str) -> dict[str, Any]:
 
 @functools.cache
 def defaults(kind: type[JobPayload]) -> dict[str, Any]:
-    """The fields with a default of the worker's own (the seed's seven, for chat), by their JSON names."""
+    """The fields with a default of the worker's own, by their JSON names: for chat, the seed's five (temperature,
+    max_tokens, top_p, frequency_penalty, presence_penalty); the seed's `model` is the served model's name."""
     return {
         field.alias or name: field.default
         for name, field in kind.model_fields.items()
-        if field.default is not None and name not in kind.NOT_SENT
+        if not field.is_required() and field.default is not None and name not in kind.NOT_SENT
     }

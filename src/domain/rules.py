@@ -11,7 +11,7 @@ class HeartbeatStatus(StrEnum):
     STARTING = "starting"
     RUNNING = "running"
     STOPPING = "stopping"
-    ERROR = "error"  # retryable: vLLM died or never became ready, the queue is unreachable for good
+    ERROR = "error"  # retryable: vLLM died or never became ready, or the queue unreachable for minutes (reconnecting)
     FATAL = "fatal"  # the host is bad, or the queue refused the worker
 
 

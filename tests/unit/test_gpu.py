@@ -1,4 +1,4 @@
-"""The GPU checks of PROTOCOL.md as a table: one healthy host, then each way a host is bad."""
+"""The GPU checks (the reference worker's) as a table: one healthy host, then each way a host is bad."""
 
 import pytest
 

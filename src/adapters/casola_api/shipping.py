@@ -1,4 +1,5 @@
-"""Log shipping and system metrics shipping to the Casola API (PROTOCOL.md): batched, bounded, retried, masked.
+"""Log shipping and system metrics shipping to the Casola API, in the reference worker's formats (README, "Log
+shipping"): batched, bounded, retried, masked.
 
 Nothing here can block a job: a log line is appended to a bounded buffer (the oldest dropped when full), and
 a background task POSTs what is buffered every interval and once more at shutdown. A failed POST keeps its

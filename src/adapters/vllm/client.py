@@ -43,7 +43,8 @@ def keepalive_socket(address: Any) -> socket.socket:
 
 
 class VllmClient:
-    """One `ClientSession` to vLLM; no hidden retries, no cookies, no redirects.
+    """One `ClientSession` to vLLM; no cookies, no redirects, and one retry only: on a fresh connection, when the
+    first closed before any byte of an answer (an idle keep-alive connection vLLM closed as the request met it).
 
     A request has no total timer of its own: the job's deadline cancels it, and cancelling closes its connection,
     which is how vLLM learns to abort the request. The read timeout bounds vLLM's silence on one request.

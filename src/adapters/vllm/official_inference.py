@@ -31,7 +31,8 @@ async def openai_client(base_url: str, api_key: str | None, timeout: float) -> A
 
 
 class OpenAIInference:
-    """No retries but one, so nothing outlives a lease or a revoke."""
+    """`infer` tries once more when the connection failed before any answer; `transcribe` and `synthesize` never do.
+    Nothing outlives a lease or a revoke."""
 
     def __init__(self, client: openai.AsyncOpenAI) -> None:
         self.client = client
