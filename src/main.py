@@ -32,6 +32,7 @@ from application.diagnostics import Diagnostics
 from application.gpu_check import GpuCheck
 from application.job_runner import JobRunner
 from application.served_models import ServedModels
+from application.served_surface import ServedSurface
 from application.service import WorkerService
 from application.settings import (
     ConfigurationError,
@@ -72,6 +73,7 @@ class Container(containers.DeclarativeContainer):
         WebSocketQueue, given.queue_url, given.api_token, keepalive=given.CASOLA_QUEUE_KEEPALIVE, masker=masker,
         metrics=metrics,
     )  # fmt: skip
+    surface = providers.Singleton(ServedSurface, probe, given.VLLM_SERVED_MODEL_NAME, metrics)
     heartbeats = providers.Singleton(
         HttpHeartbeats,
         http,
@@ -81,13 +83,14 @@ class Container(containers.DeclarativeContainer):
         given.CASOLA_QUEUE_ID,
         masker,
         metrics,
+        surface.provided.heartbeat_fields,
     )
     payload_http = providers.Resource(payload_client, given.payload_policy)
     payloads = providers.Singleton(HttpPayloadStore, payload_http, given.CASOLA_PAYLOAD_TIMEOUT, metrics=metrics)
     models = providers.Singleton(ServedModels, probe, given.VLLM_SERVED_MODEL_NAME)
     limits = providers.Factory(PayloadLimits, given.CASOLA_MAX_CHOICES, given.CASOLA_MAX_AUDIO_BYTES)
     runner = providers.Singleton(
-        JobRunner, inference, payloads, models, given.CASOLA_JOB_TIMEOUT, limits, metrics=metrics
+        JobRunner, inference, payloads, models, given.CASOLA_JOB_TIMEOUT, limits, metrics=metrics, surface=surface
     )
     timings = providers.Object(Timings())
     service = providers.Singleton(

@@ -1,4 +1,5 @@
-"""A fake vLLM: a real HTTP server speaking /health, /v1/models, /metrics and the OpenAI routes of both runners.
+"""A fake vLLM: a real HTTP server speaking /health, /v1/models, /metrics, /version, /openapi.json (when given one) and
+the OpenAI routes of both runners.
 
 It can answer slowly, with errors, or never, and it notices when a client closes a request.
 Run it as `python -m tests.fakes.fake_vllm serve MODEL --host H --port P ...` to stand in for `vllm serve`.
@@ -38,6 +39,8 @@ class Behaviour:
     # Held requests (`hang`, `delay`) with `generating` show their tokens advancing at each /metrics read, as a long
     # generation does; without it their counters stay frozen, as a hung engine's do (its /health still 200).
     generating: bool = False
+    version: str = "0.32.0"  # GET /version
+    openapi: dict[str, Any] | None = None  # GET /openapi.json; None: 404, as vLLM with --disable-fastapi-docs
 
 
 GENERATE_ROUTES = ("/v1/chat/completions", "/v1/completions")
@@ -129,6 +132,10 @@ class Handler(BaseHTTPRequestHandler):
                 f'vllm:generation_tokens_total{{model_name="{model}"}} 0\n'
             )
             self._send(200, text.encode(), "text/plain")
+        elif self.path == "/version":
+            self._json(200, {"version": self.server.behaviour.version})
+        elif self.path == "/openapi.json" and self.server.behaviour.openapi is not None:
+            self._json(200, self.server.behaviour.openapi)
         else:
             self._json(404, {"error": {"message": f"no route {self.path}"}})
 

@@ -122,3 +122,24 @@ ANSWERS = {
     "/v1/audio/transcriptions": speech,
     "/v1/audio/translations": speech,
 }
+
+
+def openapi_document(fields: dict[str, set[str]], other_paths: tuple[str, ...] = ("/health", "/v1/models")) -> Any:
+    """An OpenAPI document as vLLM's FastAPI app gives it, for routes whose requests take `fields` (by route)."""
+    schemas = {
+        route.strip("/").replace("/", "_"): {"properties": {name: {} for name in names}}
+        for route, names in fields.items()
+    }
+    paths: dict[str, Any] = {
+        route: {
+            "post": {
+                "requestBody": {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
+            }
+        }
+        for route, name in zip(fields, schemas, strict=True)
+    }
+    return {
+        "openapi": "3.1.0",
+        "paths": paths | {path: {"get": {}} for path in other_paths},
+        "components": {"schemas": schemas},
+    }

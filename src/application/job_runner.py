@@ -13,6 +13,7 @@ from typing import Any
 from application.metrics import NO_METRICS
 from application.ports import Inference, PayloadStore, WorkerMetrics
 from application.served_models import ServedModels
+from application.served_surface import ServedSurface
 from domain.audio_payloads import AudioFile, TranslationPayload, audio_file
 from domain.errors import CATEGORY_OF, ErrorCategory, InferenceRejected, JobFailed, PayloadTransferFailed, job_failure
 from domain.frames import JobError, JobResult, JobResultRef, OutboundFrame
@@ -56,7 +57,9 @@ class JobRunner:
         now: Callable[[], datetime] = utc_now,
         metrics: WorkerMetrics = NO_METRICS,
         clock: Callable[[], float] = time.monotonic,
+        surface: ServedSurface | None = None,
     ) -> None:
+        self.surface = surface or ServedSurface(models.probe, models.default)  # what the served vLLM takes
         self.clock = clock
         self.in_flight = 0  # requests to vLLM now: what the stall watch looks at
         self.finished = 0
@@ -94,7 +97,10 @@ class JobRunner:
             raise JobFailed(ErrorCategory.INVALID_PAYLOAD, reason)
         kind, job_type = resolve_kind(job.job_type, payload)
         run.kind = kind.task
-        valid = validate_payload(kind.payload, payload, job.payload_url is None, self.limits)  # fetched: not echoed
+        taken = self.surface.judge(kind)  # a kind this vLLM does not serve ends here
+        valid = validate_payload(
+            kind.payload, payload, job.payload_url is None, self.limits, taken
+        )  # fetched: unechoed
         body = request_body(valid, await self.models.resolve(valid.request.model))
         audio = await self._audio(valid.request) if isinstance(valid.request, TranslationPayload) else None
         self.in_flight += 1  # requests to vLLM now, and those it finished: what the stall watch reads

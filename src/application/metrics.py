@@ -31,6 +31,9 @@ class NoMetrics:
     def shipping_dropped(self, what: str) -> None:
         pass
 
+    def vllm_surface(self, version: str, kinds: list[str] | None, fields: str) -> None:
+        pass
+
     def observe(self, name: str, read: Callable[[], float]) -> None:
         pass
 

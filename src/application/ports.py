@@ -1,12 +1,13 @@
 """Ports: what the worker needs from the outside world, one protocol per reason to change."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from domain.audio_payloads import AudioFile
 from domain.frames import OutboundFrame
 from domain.rules import HeartbeatStatus
+from domain.surface import VllmSurface
 
 
 class QueueRejected(Exception):
@@ -77,6 +78,11 @@ class VllmProbe(Protocol):
         show is left out. Fails as `metrics` does, or with `InferenceRejected` for text that is not Prometheus'."""
         ...
 
+    async def surface(self, routes: Iterable[str]) -> VllmSurface:
+        """vLLM's version, the paths it serves and the request fields of `routes` (the built-in surface when it does
+        not describe itself). Fails with `InferenceUnavailable` when vLLM cannot be reached."""
+        ...
+
 
 class PayloadStore(Protocol):
     """Payloads given by URL and results too large to send inline."""
@@ -127,6 +133,10 @@ class WorkerMetrics(Protocol):
 
     def shipping_dropped(self, what: str) -> None:
         """One log line (`entries`) or system snapshot (`snapshots`) lost from a full shipping buffer."""
+
+    def vllm_surface(self, version: str, kinds: list[str] | None, fields: str) -> None:
+        """The served vLLM's version, the kinds it serves (None: not known), and whence the fields (`openapi` or
+        `built-in`)."""
 
     def observe(self, name: str, read: Callable[[], float]) -> None:
         """A gauge read at scrape time: `running_jobs`, `capacity`, `queue_connected`, `outbox_depth`, `paused`,

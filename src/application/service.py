@@ -74,7 +74,9 @@ class WorkerService:
         self._vllm_ready = False
         self.metrics = metrics
         self.masker = masker or Masker()  # the container's one masker: no secret leaves through /readyz
-        self.vllm = VllmWatch(probe, self.worker, settings, self.thresholds, self._execute, self.fail, clock, metrics)
+        self.vllm = VllmWatch(
+            probe, self.worker, settings, self.thresholds, self._execute, self.fail, clock, metrics, runner.surface.read
+        )
         self.link = QueueLink(queue, self.worker, clock, metrics, self._execute, self.fail)
         self.beats = HeartbeatLoop(
             heartbeats, self._beat, settings.CASOLA_HEARTBEAT_INTERVAL, self.timings.settle_timeout
@@ -168,6 +170,8 @@ class WorkerService:
         ready = await readiness.wait(lambda seconds: sleep_unless(self._shutdown, self._failed, timeout=seconds))
         if ready is False:
             self.fail(rules.vllm_never_ready(timeout))
+        if ready:
+            await self.runner.surface.read()
         return bool(ready) and not (self._shutdown.is_set() or self._failed.is_set())
 
     # Endings.

@@ -4,7 +4,7 @@ state machine's commands."""
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from application.ports import VllmProbe, WorkerMetrics
 from application.settings import Settings
@@ -30,7 +30,9 @@ class VllmWatch:
         fail: Callable[[Failure], None],
         clock: Callable[[], float],
         metrics: WorkerMetrics,
+        on_back: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        self.on_back = on_back  # vLLM answers again: it may be another vLLM, whose surface is read before dispatch
         self.probe, self.worker, self.settings = probe, worker, settings
         self.execute, self.fail, self.clock, self.metrics = execute, fail, clock, metrics
         self.health = HealthWatch(thresholds.health_failures_before_down)
@@ -45,6 +47,8 @@ class VllmWatch:
             healthy = await self.probe.health()
             if self.health.observe(healthy):
                 log.warning("vLLM /health %s", "answers again" if healthy else "does not answer: pausing dispatch")
+                if healthy and self.on_back is not None:
+                    await self.on_back()
                 self.execute(self.worker.vllm_healthy() if healthy else self.worker.vllm_unhealthy())
         self.fail(self.health.failure())
 

@@ -5,12 +5,13 @@ A field the worker does not know is refused, named; a field it knows but cannot 
 `generation_payloads.py` has chat and text completion, `audio_payloads.py` transcription and translation.
 """
 
+import functools
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
-from domain.refused_fields import refuse_fields, unwrap_extra_body
+from domain.refused_fields import REFUSED, refuse_fields, unwrap_extra_body
 
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 TokenId = Annotated[int, Field(ge=0)]
@@ -58,6 +59,8 @@ class JobPayload(Strict):
 
     INPUTS: ClassVar[frozenset[str]] = frozenset()  # the kind's input fields, which extra_body may not set
     NOT_SENT: ClassVar[frozenset[str]] = frozenset({"model", "task", "job_type", "extra_body"})  # the worker's own
+    RULED: ClassVar[frozenset[str]] = frozenset({*REFUSED, "stream"})  # refused by the worker's rules, saying why
+    WIRE_NAMES: ClassVar[dict[str, str]] = {}  # a field's name in vLLM's request, where it differs
 
     model: str | None = "default"  # None or "default": VLLM_SERVED_MODEL_NAME
     task: str | None = None  # the kind's name, read before validation; not sent
@@ -72,6 +75,12 @@ class JobPayload(Strict):
         refuse_fields(data)
         extra = data.get("extra_body")
         return unwrap_extra_body(data, extra, set(cls.model_fields), cls.INPUTS) if isinstance(extra, dict) else data
+
+    @classmethod
+    @functools.cache
+    def known_names(cls) -> frozenset[str]:
+        """The names the model reads (aliases, where a field has one)."""
+        return frozenset(field.alias or name for name, field in cls.model_fields.items())
 
     def yielded_defaults(self) -> frozenset[str]:
         """The worker's defaults that give way to what the caller gave (none, but for chat)."""

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from domain.errors import ErrorCategory, JobFailed
 from domain.payloads import JobPayload, PayloadLimits
+from domain.surface import Taken, judged_fields
 from domain.validation_errors import describe_validation_error
 
 
@@ -19,13 +20,21 @@ class ValidPayload(NamedTuple):
 
 
 def validate_payload(
-    model: type[JobPayload], payload: Any, echo: bool = True, limits: PayloadLimits | None = None
+    model: type[JobPayload],
+    payload: Any,
+    echo: bool = True,
+    limits: PayloadLimits | None = None,
+    taken: Taken | None = None,
 ) -> ValidPayload:
-    """The payload as `model`, or a `JobFailed` naming what is wrong; `echo=False` keeps the values out of it."""
+    """The payload as `model`, or a `JobFailed` naming what is wrong; `echo=False` keeps the values out of it.
+
+    With `taken` (the served vLLM's version and its route's request fields), a field is judged by what that vLLM
+    takes; without, by the model alone (the built-in lists), `extra_body` passing as given."""
     if not isinstance(payload, dict):
         raise JobFailed(ErrorCategory.INVALID_PAYLOAD, f"payload must be a JSON object, got {type(payload).__name__}")
+    modelled = payload if taken is None else judged_fields(model, payload, *taken)
     try:
-        request = model.model_validate(payload, context={"limits": limits or PayloadLimits()})
+        request = model.model_validate(modelled, context={"limits": limits or PayloadLimits()})
     except ValidationError as error:
         raise JobFailed(ErrorCategory.INVALID_PAYLOAD, describe_validation_error(error, echo)) from None
     return ValidPayload(request, payload)

@@ -2,13 +2,14 @@
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from domain.errors import InferenceUnavailable
 from domain.frames import OutboundFrame
 from domain.outbox import Outbox
 from domain.rules import HeartbeatStatus
+from domain.surface import VllmSurface
 
 
 class ManualClock:
@@ -117,6 +118,7 @@ class FakeProbe:
         self.healthy = True
         self.served = ["default"]
         self.checks = 0
+        self.described = VllmSurface("0.0.0-fake")  # no /openapi.json: the built-in lists judge
 
     async def health(self) -> bool:
         self.checks += 1
@@ -132,6 +134,9 @@ class FakeProbe:
 
     async def load(self, *names: str) -> dict[str, float]:
         return {name: 0.0 for name in names if name == "vllm:num_requests_running"}
+
+    async def surface(self, routes: Iterable[str]) -> VllmSurface:
+        return self.described
 
 
 class FakeInference:

@@ -29,6 +29,7 @@ from tests.fakes.fake_api import FakeApi
 from tests.integration.real_vllm import (
     TINY_MODEL,
     VLLM_ARGS,
+    VLLM_COMMAND,
     require_real_vllm,
     start_vllm,
     stop_group,
@@ -183,12 +184,12 @@ def vllm_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 
 @contextmanager
-def real_vllm(log_dir: Path, args: str, model: Path = TINY_MODEL) -> Iterator[int]:
+def real_vllm(log_dir: Path, args: str, model: Path = TINY_MODEL, vllm: Path = VLLM_COMMAND) -> Iterator[int]:
     """Real vLLM on a free port with `args`, ready; its whole group stopped after (skipped until set up)."""
-    require_real_vllm(model)
+    require_real_vllm(model, vllm)
     port = free_port()
     log = log_dir / "vllm.log"
-    process = start_vllm(port, log, args, model=model)
+    process = start_vllm(port, log, args, model=model, vllm=vllm)
     try:
         wait_until_ready(port, process, log)
         yield port

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from testbed.real_vllm import (
+    OLDER_VLLM_COMMAND,
     ROOT,
     TINY_MODEL,
     TINY_WHISPER,
@@ -20,13 +21,22 @@ from testbed.real_vllm import (
     wait_until_ready,
 )
 
-__all__ = ["TINY_MODEL", "TINY_WHISPER", "VLLM_ARGS", "VLLM_COMMAND", "start_vllm", "stop_group", "wait_until_ready"]
+__all__ = [
+    "OLDER_VLLM_COMMAND",
+    "TINY_MODEL",
+    "TINY_WHISPER",
+    "VLLM_ARGS",
+    "VLLM_COMMAND",
+    "start_vllm",
+    "stop_group",
+    "wait_until_ready",
+]
 LONG = {"max_tokens": 6000, "extra_body": {"ignore_eos": True}}  # about 15 s on the CPU build
 
 
-def require_real_vllm(model: Path = TINY_MODEL) -> None:
+def require_real_vllm(model: Path = TINY_MODEL, command: Path = VLLM_COMMAND) -> None:
     """Skips (or, with WORKER_VLLM_REQUIRE=1 as in CI, fails) when `make vllm-env` has not run."""
-    if is_set_up(model):
+    if is_set_up(model, command):
         return
     message = "real vLLM is not set up: run `make vllm-env`"
     if os.environ.get("WORKER_VLLM_REQUIRE") == "1":

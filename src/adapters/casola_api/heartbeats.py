@@ -1,6 +1,8 @@
 """The heartbeat port over httpx: `POST {CASOLA_API_URL}/api/heartbeats`, never fatal."""
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -24,7 +26,9 @@ class HttpHeartbeats:
         queue_id: str,
         masker: Masker | None = None,
         metrics: WorkerMetrics = NO_METRICS,
+        about_vllm: Callable[[], dict[str, Any]] = dict,
     ) -> None:
+        self.about_vllm = about_vllm  # the served vLLM's version and kinds, once read
         self.client = client
         self.metrics = metrics
         self.url = f"{api_url}/api/heartbeats" if api_url else None
@@ -42,9 +46,10 @@ class HttpHeartbeats:
     async def send(self, status: HeartbeatStatus, error_message: str | None = None) -> None:
         if not self.enabled or self.url is None:
             return
-        body: dict[str, str] = {"instance_id": self.instance_id, "queue_id": self.queue_id, "status": status.value}
+        body: dict[str, Any] = {"instance_id": self.instance_id, "queue_id": self.queue_id, "status": status.value}
         if error_message is not None:
             body["error_message"] = self.masker(error_message)  # a vLLM log line can quote one
+        body |= self.about_vllm()
         try:
             response = await self.client.post(self.url, json=body, headers={"Authorization": f"Bearer {self.token}"})
         except httpx.HTTPError as error:

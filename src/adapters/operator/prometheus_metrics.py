@@ -7,7 +7,7 @@ families only when scraped; the rare counters are prometheus-client's own; gauge
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -100,6 +100,9 @@ class PrometheusMetrics:
             f"{prefix}shipping_dropped", "Log lines and snapshots lost from a full shipping buffer", ["what"],
             registry=registry,
         )  # fmt: skip
+        self.vllm = Info(
+            f"{prefix}vllm", "The served vLLM: its version, the kinds it serves, whence the fields", registry=registry
+        )
 
     def job_ended(self, kind: str, outcome: str, seconds: float, to_result: float) -> None:
         self.job_metrics.job_ended(kind, outcome, seconds, to_result)
@@ -129,6 +132,9 @@ class PrometheusMetrics:
 
     def shipping_dropped(self, what: str) -> None:
         self.shipping.labels(what).inc()
+
+    def vllm_surface(self, version: str, kinds: list[str] | None, fields: str) -> None:
+        self.vllm.info({"version": version, "kinds": "unknown" if kinds is None else ",".join(kinds), "fields": fields})
 
     def observe(self, name: str, read: Callable[[], float]) -> None:
         Gauge(f"worker_vllm_{name}", GAUGES[name], registry=self.registry).set_function(read)

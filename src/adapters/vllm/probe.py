@@ -1,12 +1,16 @@
-"""The vLLM probe over `VllmClient`: /health, /v1/models and /metrics (read by prometheus-client's parser)."""
+"""The vLLM probe over `VllmClient`: /health, /v1/models, /metrics (read by prometheus-client's parser), and vLLM's
+surface (/version and /openapi.json)."""
 
 import asyncio
+from collections.abc import Iterable
 
 import msgspec
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.vllm.client import Answer, BrokenAnswer, NoAnswer, VllmClient
+from adapters.vllm.openapi import NotOpenApi, surface_of
 from domain.errors import InferenceRejected, InferenceUnavailable
+from domain.surface import VllmSurface
 
 HEALTH_TIMEOUT = 5.0
 FRESH_ANSWER = 1.0  # a job answered within this many seconds proves vLLM's engine as well as /health would
@@ -43,6 +47,18 @@ class HttpVllmProbe:
 
     async def load(self, *names: str) -> dict[str, float]:
         return totals(await self.metrics(), names)
+
+    async def surface(self, routes: Iterable[str]) -> VllmSurface:
+        """vLLM's version and what /openapi.json says of `routes`; the built-in surface (with the version) when vLLM
+        serves no /openapi.json. Fails as `models` does when vLLM cannot be reached."""
+        try:
+            version = str(msgspec.json.decode((await self._get("/version")).body).get("version") or "unknown")
+        except (InferenceRejected, msgspec.DecodeError, AttributeError):
+            version = "unknown"
+        try:
+            return surface_of(msgspec.json.decode((await self._get("/openapi.json")).body), version, routes)
+        except (InferenceRejected, msgspec.DecodeError, NotOpenApi):
+            return VllmSurface(version)
 
     async def _get(self, path: str) -> Answer:
         try:
