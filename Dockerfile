@@ -16,18 +16,23 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     WORKER_VLLM_LOG_PORT=8082
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY docker/install_worker.py docker/install_worker.py
+# The worker in a virtual environment of its own, from requirements.lock: every package at the version the tests
+# ran, checked against its hash. vLLM's Python is only borrowed to make it (any base with a Python 3.11+ and pip
+# 22.3+ will do; the environment gets no pip of its own) and is left exactly as the base brought it.
+ENV WORKER_VENV=/opt/worker-vllm
+COPY requirements.lock pyproject.toml README.md ./
 COPY src ./src
-# Into the image's own Python, adding only what vLLM's image lacks (no second copy of its dependencies).
-RUN python3 docker/install_worker.py /app \
+RUN python3 -m venv --without-pip "$WORKER_VENV" \
+    && python3 -m pip --python "$WORKER_VENV/bin/python" install --quiet --require-hashes --no-deps -r requirements.lock \
+    && python3 -m pip --python "$WORKER_VENV/bin/python" install --quiet --no-deps /app \
+    && ln -s "$WORKER_VENV/bin/worker-vllm" "$WORKER_VENV/bin/worker-vllm-log-relay" /usr/local/bin/ \
     && worker-vllm --help >/dev/null
 COPY --chmod=0755 entrypoint.sh /app/entrypoint.sh
 
 # The worker's /healthz (WORKER_HTTP_PORT, 8081 by default; 0 turns the endpoint and this check off).
 EXPOSE 8081
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python3", "-c", "import os, sys, urllib.request; port = os.environ.get('WORKER_HTTP_PORT', '8081'); sys.exit(0) if port == '0' else urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4)"]
+    CMD ["/opt/worker-vllm/bin/python", "-c", "import os, sys, urllib.request; port = os.environ.get('WORKER_HTTP_PORT', '8081'); sys.exit(0) if port == '0' else urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4)"]
 
 # Nothing under /app is written at run time, so the image also runs as a non-root --user (the entrypoint gives
 # a user with no writable HOME one under /tmp, where vLLM keeps its caches).

