@@ -98,9 +98,8 @@ class JobRunner:
         kind, job_type = resolve_kind(job.job_type, payload)
         run.kind = kind.task
         taken = self.surface.judge(kind)  # a kind this vLLM does not serve ends here
-        valid = validate_payload(
-            kind.payload, payload, job.payload_url is None, self.limits, taken
-        )  # fetched: unechoed
+        echo = job.payload_url is None  # a fetched payload's values are not echoed in its errors
+        valid = validate_payload(kind.payload, payload, echo, self.limits, taken)
         body = request_body(valid, await self.models.resolve(valid.request.model))
         audio = await self._audio(valid.request) if isinstance(valid.request, TranslationPayload) else None
         self.in_flight += 1  # requests to vLLM now, and those it finished: what the stall watch reads

@@ -33,7 +33,6 @@ class VllmReadiness:
         next_note = started + 10
         while self.clock() - started < self.timeout:
             if await self.ready():
-                log.info("vLLM ready after %.1f s", self.clock() - started)
                 return True
             if self.clock() >= next_note:
                 log.info("still waiting for vLLM (%.0f s of %.0f s)", self.clock() - started, self.timeout)

@@ -171,6 +171,7 @@ class WorkerService:
         if ready is False:
             self.fail(rules.vllm_never_ready(timeout))
         if ready:
+            self.vllm.ready()
             await self.runner.surface.read()
         return bool(ready) and not (self._shutdown.is_set() or self._failed.is_set())
 

@@ -12,6 +12,7 @@ from domain import rules
 from domain.errors import InferenceRejected, InferenceUnavailable
 from domain.rules import Backpressure, Failure, HealthWatch, Thresholds
 from domain.stall import TOKEN_COUNTERS, StallWatch
+from domain.startup import StartupPhases
 from domain.vllm import REQUESTS_WAITING, LogVerdict, classify_log_line
 from domain.worker import Command, PauseReason, Worker
 
@@ -33,6 +34,7 @@ class VllmWatch:
         on_back: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.on_back = on_back  # vLLM answers again: it may be another vLLM, whose surface is read before dispatch
+        self.startup: StartupPhases | None = StartupPhases(started=clock())  # its start-up, read until it is ready
         self.probe, self.worker, self.settings = probe, worker, settings
         self.execute, self.fail, self.clock, self.metrics = execute, fail, clock, metrics
         self.health = HealthWatch(thresholds.health_failures_before_down)
@@ -100,12 +102,20 @@ class VllmWatch:
         """One line of vLLM's output (launched by the worker, or relayed in the container): logged as vLLM's,
         and a line that tells a bad host or a dead engine fails the worker."""
         vllm_log.info("%s", line, extra=extra)
+        if self.startup is not None and (phase := self.startup.observe(line, self.clock())) is not None:
+            log.info("%s", phase)
         verdict = classify_log_line(line)
         if verdict is LogVerdict.RETRYABLE:
             log.error("vLLM failure: %s", line.strip()[:300])
         failure = rules.on_vllm_log(verdict, line)
         if failure is not None:
             self.fail(failure)
+
+    def ready(self) -> None:
+        """vLLM answers: one line says where its start-up's seconds went, and its lines are no longer phases."""
+        if self.startup is not None:
+            log.info("%s", self.startup.summary(self.clock() - self.startup.started))
+            self.startup = None
 
     def exited(self, code: int) -> None:
         """vLLM, started by someone else (the container's entrypoint), exited with `code`."""

@@ -262,3 +262,25 @@ async def test_readiness_says_why_not_and_never_quotes_a_secret(monkeypatch: pyt
     bed_.service.fail(Failure(HeartbeatStatus.FATAL, "vLLM: bad token hf_never_out_1234"))
     assert bed_.service.readiness() == (False, "failed: vLLM: bad token ***")
     assert await bed_.exit_code() == 2
+
+
+async def test_vllms_start_up_lines_become_phases_and_one_summary_at_ready(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="worker")
+    running = bed()
+    for seconds, line in ((4, "INFO non-default args: {}"), (20, "INFO Loading weights took 0.10 seconds")):
+        running.clock.advance(seconds)
+        running.service.vllm.said(line)
+    running.clock.advance(2)
+    running.start()
+    await running.registered()
+    running.service.vllm.said("INFO Starting vLLM server on http://127.0.0.1:8000")  # ready already: no phase
+    running.service.request_shutdown()
+    await running.exit_code()
+    said = [
+        record.getMessage() for record in caplog.records if record.getMessage().startswith(("vLLM start", "vLLM ready"))
+    ]
+    assert said == [
+        "vLLM starting: API server up (4.0 s), 4.0 s in",
+        "vLLM starting: weights loaded (20.0 s), 24.0 s in",
+        "vLLM ready in 26.0 s: API server up (4.0 s), weights loaded (20.0 s)",
+    ]
