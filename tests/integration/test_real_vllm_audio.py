@@ -139,5 +139,8 @@ async def test_a_vllm_serving_a_chat_model_refuses_audio_and_the_error_says_what
     await start_worker(VLLM_PORT=vllm_port)
     await queue.push(audio_job("chat-model", audio_base64=base64.b64encode(wav()).decode(), language="en"))
     error = (await queue.wait_for_type("job_error", "chat-model", timeout=120))["error"]
-    assert error.startswith("inference_error: this vLLM does not serve /v1/audio/transcriptions"), error
+    assert error.startswith(  # known from vLLM's own /openapi.json, before any request
+        "unsupported_job_type: openai/audio-transcription: this vLLM (0.32.0, serving default) does not serve "
+        "/v1/audio/transcriptions"
+    ), error
     assert "a speech-to-text model (a Whisper-family VLLM_MODEL" in error
