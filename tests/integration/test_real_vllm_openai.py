@@ -128,7 +128,7 @@ async def test_an_unknown_field_and_stream_are_refused_before_vllm(generate: ope
         await generate.chat.completions.create(model="default", messages=MESSAGES, extra_body={"top_kk": 3})  # type: ignore[arg-type]
     assert unknown.value.type == "invalid_payload"
     # the SDK merges extra_body into the request: the field is judged at the top level, by the served vLLM's own list
-    assert unknown.value.message == "top_kk: vLLM 0.32.0 does not take this field"
+    assert "top_kk: vLLM 0.32.0 does not take this field" in unknown.value.message
     with pytest.raises(openai.BadRequestError, match="stream: the queue returns one result"):
         await generate.chat.completions.create(model="default", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
 
