@@ -13,7 +13,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VLLM_HOST=127.0.0.1 \
     VLLM_PORT=8000 \
-    WORKER_VLLM_LOG_PORT=8082
+    WORKER_VLLM_LOG_PORT=8082 \
+    CASOLA_CACHE_DIR=/cache
 
 WORKDIR /app
 # The worker in a virtual environment of its own, from requirements.lock: every package at the version the tests
@@ -26,7 +27,11 @@ RUN python3 -m venv --without-pip "$WORKER_VENV" \
     && python3 -m pip --python "$WORKER_VENV/bin/python" install --quiet --require-hashes --no-deps -r requirements.lock \
     && python3 -m pip --python "$WORKER_VENV/bin/python" install --quiet --no-deps /app \
     && ln -s "$WORKER_VENV/bin/worker-vllm" "$WORKER_VENV/bin/worker-vllm-log-relay" /usr/local/bin/ \
-    && worker-vllm --help >/dev/null
+    && worker-vllm --help >/dev/null \
+    && mkdir -m 1777 /cache
+# vLLM's compile cache and the model hub's cache (CASOLA_CACHE_DIR): a named volume here keeps them across
+# containers, so a restart skips torch.compile. Any user may write it, as /tmp.
+VOLUME /cache
 COPY --chmod=0755 entrypoint.sh /app/entrypoint.sh
 
 # The worker's /healthz (WORKER_HTTP_PORT, 8081 by default; 0 turns the endpoint and this check off).

@@ -98,7 +98,7 @@ class Container(containers.DeclarativeContainer):
     )
     gpu = providers.Singleton(NvidiaSmi)
     gpu_check = providers.Factory(GpuCheck, gpu, given.gpu_expectations)
-    launcher = providers.Singleton(SubprocessLauncher)
+    launcher = providers.Singleton(SubprocessLauncher, given.vllm_environment)
     supervisor = providers.Singleton(VllmSupervisor, launcher, given.vllm_command, given.VLLM_STOP_TIMEOUT)
 
 
@@ -177,13 +177,14 @@ async def gpu_check_alone() -> int:
 def launch_vllm(dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the command only.")] = False) -> None:
     """Replace this process with `vllm serve`, built from the same variables as `run --launch-vllm`."""
     configure_logging()
-    argv = settings_or_exit(load_settings).vllm_command
+    settings = settings_or_exit(load_settings)
+    argv, environment = settings.vllm_command, settings.vllm_environment
     if dry_run:
         typer.echo(json.dumps(argv))
         return
     sys.stdout.flush()
     try:
-        os.execvp(argv[0], argv)
+        os.execvpe(argv[0], argv, environment)
     except OSError as error:
         log.error("cannot start vLLM with %r: %s", argv[0], error)
         raise typer.Exit(127) from None

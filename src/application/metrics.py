@@ -34,6 +34,9 @@ class NoMetrics:
     def vllm_surface(self, version: str, kinds: list[str] | None, fields: str) -> None:
         pass
 
+    def startup_phase(self, phase: str, seconds: float) -> None:
+        pass
+
     def observe(self, name: str, read: Callable[[], float]) -> None:
         pass
 

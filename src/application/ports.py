@@ -134,6 +134,9 @@ class WorkerMetrics(Protocol):
     def shipping_dropped(self, what: str) -> None:
         """One log line (`entries`) or system snapshot (`snapshots`) lost from a full shipping buffer."""
 
+    def startup_phase(self, phase: str, seconds: float) -> None:
+        """How long a phase of vLLM's start-up took (`total` at ready)."""
+
     def vllm_surface(self, version: str, kinds: list[str] | None, fields: str) -> None:
         """The served vLLM's version, the kinds it serves (None: not known), and whence the fields (`openapi` or
         `built-in`)."""

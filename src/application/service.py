@@ -167,13 +167,20 @@ class WorkerService:
         readiness = VllmReadiness(
             self.probe, self.settings.VLLM_SERVED_MODEL_NAME, timeout, self.timings.readiness_interval, self.clock
         )
+        phase_beats = asyncio.create_task(self._starting_beats())
         ready = await readiness.wait(lambda seconds: sleep_unless(self._shutdown, self._failed, timeout=seconds))
+        self.vllm.started_up(ready is True)  # no phase after this; the last `starting` goes before any `running`
+        await asyncio.wait([phase_beats], timeout=self.timings.settle_timeout)
         if ready is False:
             self.fail(rules.vllm_never_ready(timeout))
         if ready:
-            self.vllm.ready()
             await self.runner.surface.read()
         return bool(ready) and not (self._shutdown.is_set() or self._failed.is_set())
+
+    async def _starting_beats(self) -> None:
+        """A `starting` heartbeat for each start-up phase vLLM's lines tell, its message saying which, until ready."""
+        while (phase := await self.vllm.phases.get()) is not None:
+            await self.heartbeats.send(HeartbeatStatus.STARTING, phase)
 
     # Endings.
 

@@ -16,7 +16,7 @@ from domain.gpu import GpuExpectations
 from domain.leases import default_renew_after
 from domain.untrusted import without_credentials
 from domain.urls import parse_http_url
-from domain.vllm import serve_command
+from domain.vllm import cache_environment, serve_command
 
 DEFAULT_REQUEST_TIMEOUT = 65.0
 
@@ -132,6 +132,7 @@ class Settings(VllmSettings, GpuSettings):
     VLLM_STOP_TIMEOUT: Seconds = 30.0
     VLLM_EXTRA_ARGS: str = ""
     VLLM_SERVE_COMMAND: Annotated[str, Field(min_length=1)] = "vllm"
+    CASOLA_CACHE_DIR: str | None = None
 
     CASOLA_QUEUE_KEEPALIVE: Annotated[float, Field(ge=3)] = 15.0
     CASOLA_PAYLOAD_ALLOWED_HOSTS: str = ""
@@ -238,6 +239,11 @@ class Settings(VllmSettings, GpuSettings):
             self.VLLM_SERVED_MODEL_NAME,
             self.VLLM_EXTRA_ARGS,
         )
+
+    @property
+    def vllm_environment(self) -> dict[str, str]:
+        """The environment vLLM is started with: the worker's, and its caches under CASOLA_CACHE_DIR."""
+        return os.environ | cache_environment(self.CASOLA_CACHE_DIR, dict(os.environ))
 
     @property
     def api_token(self) -> str | None:

@@ -35,6 +35,7 @@ class VllmWatch:
     ) -> None:
         self.on_back = on_back  # vLLM answers again: it may be another vLLM, whose surface is read before dispatch
         self.startup: StartupPhases | None = StartupPhases(started=clock())  # its start-up, read until it is ready
+        self.phases: asyncio.Queue[str | None] = asyncio.Queue()  # each phase said, then None once it is ready
         self.probe, self.worker, self.settings = probe, worker, settings
         self.execute, self.fail, self.clock, self.metrics = execute, fail, clock, metrics
         self.health = HealthWatch(thresholds.health_failures_before_down)
@@ -104,6 +105,9 @@ class VllmWatch:
         vllm_log.info("%s", line, extra=extra)
         if self.startup is not None and (phase := self.startup.observe(line, self.clock())) is not None:
             log.info("%s", phase)
+            self.phases.put_nowait(phase)
+            name = next(reversed(self.startup.seconds))
+            self.metrics.startup_phase(name, self.startup.seconds[name])
         verdict = classify_log_line(line)
         if verdict is LogVerdict.RETRYABLE:
             log.error("vLLM failure: %s", line.strip()[:300])
@@ -111,11 +115,17 @@ class VllmWatch:
         if failure is not None:
             self.fail(failure)
 
-    def ready(self) -> None:
-        """vLLM answers: one line says where its start-up's seconds went, and its lines are no longer phases."""
-        if self.startup is not None:
-            log.info("%s", self.startup.summary(self.clock() - self.startup.started))
-            self.startup = None
+    def started_up(self, ready: bool) -> None:
+        """The wait for vLLM is over: its lines are no longer phases; when it is `ready`, one line says where its
+        start-up's seconds went."""
+        if self.startup is None:
+            return
+        if ready:
+            total = self.clock() - self.startup.started
+            log.info("%s", self.startup.summary(total))
+            self.metrics.startup_phase("total", total)
+        self.startup = None
+        self.phases.put_nowait(None)
 
     def exited(self, code: int) -> None:
         """vLLM, started by someone else (the container's entrypoint), exited with `code`."""

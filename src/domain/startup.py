@@ -17,7 +17,8 @@ MILESTONES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("kv_cache_and_warmup", re.compile(r"init engine \(profile, create kv cache, warmup model\) took")),
     ("ready", re.compile(r"Starting vLLM (API )?server on|Application startup complete")),
 )
-CACHE_HIT = re.compile(r"(load|loaded|loading)\b.*\bcompiled (function|graph)s?\b.*\bfrom\b|from the cache", re.I)
+# vLLM 0.32's words for a compiled graph found in VLLM_CACHE_ROOT, and for one compiled and saved there.
+CACHE_HIT = re.compile(r"Directly load AOT compilation|Directly load the compiled graph|loaded from cache", re.I)
 CACHE_MISS = re.compile(r"saved AOT compiled function|Compiling a graph for|torch\.compile takes", re.I)
 NAMES = {
     "api_server": "API server up",

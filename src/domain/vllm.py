@@ -58,3 +58,15 @@ def serve_command(
         served_model_name,
         *shlex.split(extra_args),
     ]
+
+
+CACHES = {"VLLM_CACHE_ROOT": "vllm", "HF_HOME": "huggingface"}  # vLLM's compile cache, the model hub's cache
+
+
+def cache_environment(cache_dir: str | None, environ: dict[str, str]) -> dict[str, str]:
+    """Where vLLM keeps its caches under CASOLA_CACHE_DIR: each of CACHES in a folder of its own, unless the
+    environment already names it. vLLM keys its compile cache by its version and the model's config, so a cache
+    written by another vLLM or for another model is no error, only a miss."""
+    if not cache_dir:
+        return {}
+    return {name: f"{cache_dir.rstrip('/')}/{folder}" for name, folder in CACHES.items() if not environ.get(name)}

@@ -123,9 +123,11 @@ class RunningContainer:
 
 
 @contextmanager
-def worker_container(image: str, model: Path, variables: dict[str, str], **options: Any) -> Iterator[RunningContainer]:
-    """The image run as the README says (host network, room in /dev/shm, the model read-only), `options` for
-    Docker's run (`user`, `shm_size`, ...); removed after."""
+def worker_container(
+    image: str, model: Path, variables: dict[str, str], cache_volume: str | None = None, **options: Any
+) -> Iterator[RunningContainer]:
+    """The image run as the README says (host network, room in /dev/shm, the model read-only, and the named
+    `cache_volume` at /cache when given), `options` for Docker's run (`user`, `shm_size`, ...); removed after."""
     kwargs = {"network_mode": "host", "shm_size": "1g", "healthcheck": QUICK_HEALTHCHECK, **options}
     testcontainer = (
         DockerContainer(image)
@@ -133,6 +135,8 @@ def worker_container(image: str, model: Path, variables: dict[str, str], **optio
         .with_volume_mapping(str(model), "/model", "ro")
         .with_envs(**variables)
     )
+    if cache_volume is not None:
+        testcontainer.with_volume_mapping(cache_volume, "/cache", "rw")
     testcontainer.start()
     running = RunningContainer(testcontainer)
     try:

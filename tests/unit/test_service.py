@@ -264,7 +264,9 @@ async def test_readiness_says_why_not_and_never_quotes_a_secret(monkeypatch: pyt
     assert await bed_.exit_code() == 2
 
 
-async def test_vllms_start_up_lines_become_phases_and_one_summary_at_ready(caplog: pytest.LogCaptureFixture) -> None:
+async def test_vllms_start_up_lines_become_phases_in_starting_heartbeats_and_one_summary_at_ready(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level("INFO", logger="worker")
     running = bed()
     for seconds, line in ((4, "INFO non-default args: {}"), (20, "INFO Loading weights took 0.10 seconds")):
@@ -284,3 +286,9 @@ async def test_vllms_start_up_lines_become_phases_and_one_summary_at_ready(caplo
         "vLLM starting: weights loaded (20.0 s), 24.0 s in",
         "vLLM ready in 26.0 s: API server up (4.0 s), weights loaded (20.0 s)",
     ]
+    assert running.heartbeats.sent[:3] == [  # each phase in a `starting` heartbeat, all before `running`
+        (HeartbeatStatus.STARTING, None),
+        (HeartbeatStatus.STARTING, "vLLM starting: API server up (4.0 s), 4.0 s in"),
+        (HeartbeatStatus.STARTING, "vLLM starting: weights loaded (20.0 s), 24.0 s in"),
+    ]
+    assert HeartbeatStatus.STARTING not in [status for status, _ in running.heartbeats.sent[3:]]

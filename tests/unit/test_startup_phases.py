@@ -39,7 +39,7 @@ def test_a_cold_start_phase_by_phase() -> None:
 
 def test_a_warm_start_says_the_cache_was_hit() -> None:
     phases = StartupPhases(started=0.0)
-    phases.observe("INFO [decorators.py:700] [backbone] loaded AOT compiled function from /c/x", 30.0)
+    phases.observe("INFO [decorators.py:320] [backbone] Directly load AOT compilation from path /c/x", 30.0)
     phases.observe("INFO [cpu_model_runner.py:91] Warming up done.", 31.0)
     assert (phases.compile_cache, phases.seconds) == ("hit", {"compile": 31.0})
 

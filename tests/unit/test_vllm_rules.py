@@ -6,7 +6,7 @@ import pytest
 
 from domain.kinds import CHAT, processed_at
 from domain.leases import Lease, default_renew_after
-from domain.vllm import LogVerdict, classify_log_line, serve_command
+from domain.vllm import LogVerdict, cache_environment, classify_log_line, serve_command
 
 
 def test_serve_command_splits_extra_args_as_a_shell_would() -> None:
@@ -51,3 +51,9 @@ def test_result_in_the_seed_format() -> None:
         "processed_at": "2024-01-29T12:00:00.123Z",
         "completion": completion,
     }
+
+
+def test_vllms_caches_go_under_the_cache_dir_unless_the_environment_names_them() -> None:
+    assert cache_environment(None, {}) == {}
+    assert cache_environment("/cache/", {}) == {"VLLM_CACHE_ROOT": "/cache/vllm", "HF_HOME": "/cache/huggingface"}
+    assert cache_environment("/cache", {"HF_HOME": "/models"}) == {"VLLM_CACHE_ROOT": "/cache/vllm"}

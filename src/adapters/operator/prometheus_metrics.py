@@ -100,6 +100,10 @@ class PrometheusMetrics:
             f"{prefix}shipping_dropped", "Log lines and snapshots lost from a full shipping buffer", ["what"],
             registry=registry,
         )  # fmt: skip
+        self.startup = Gauge(
+            f"{prefix}vllm_startup_seconds", "vLLM's start-up, by phase (from its log lines) and in total",
+            ["phase"], registry=registry,
+        )  # fmt: skip
         self.vllm = Info(
             f"{prefix}vllm", "The served vLLM: its version, the kinds it serves, whence the fields", registry=registry
         )
@@ -132,6 +136,9 @@ class PrometheusMetrics:
 
     def shipping_dropped(self, what: str) -> None:
         self.shipping.labels(what).inc()
+
+    def startup_phase(self, phase: str, seconds: float) -> None:
+        self.startup.labels(phase).set(seconds)
 
     def vllm_surface(self, version: str, kinds: list[str] | None, fields: str) -> None:
         self.vllm.info({"version": version, "kinds": "unknown" if kinds is None else ",".join(kinds), "fields": fields})
