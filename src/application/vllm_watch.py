@@ -104,9 +104,9 @@ class VllmWatch:
         and a line that tells a bad host or a dead engine fails the worker."""
         vllm_log.info("%s", line, extra=extra)
         if self.startup is not None and (phase := self.startup.observe(line, self.clock())) is not None:
-            log.info("%s", phase)
-            self.phases.put_nowait(phase)
-            name = next(reversed(self.startup.seconds))
+            name, said = phase
+            log.info("%s", said)
+            self.phases.put_nowait(said)
             self.metrics.startup_phase(name, self.startup.seconds[name])
         verdict = classify_log_line(line)
         if verdict is LogVerdict.RETRYABLE:

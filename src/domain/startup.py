@@ -42,14 +42,15 @@ class StartupPhases:
     def __post_init__(self) -> None:
         self._last = self.started
 
-    def observe(self, line: str, now: float) -> str | None:
-        """The phase `line` ends, said as a heartbeat message would say it ("weights loaded after 0.3 s"), or None."""
+    def observe(self, line: str, now: float) -> tuple[str, str] | None:
+        """The phase `line` ends and how a heartbeat says it ("vLLM starting: weights loaded (0.3 s), 25.1 s in"),
+        or None."""
         self._cache(line)
         phase = next((name for name, pattern in MILESTONES if name not in self.seconds and pattern.search(line)), None)
         if phase is None:
             return None
         self.seconds[phase], self._last = now - self._last, now
-        return f"vLLM starting: {self.said(phase)}, {now - self.started:.1f} s in"
+        return phase, f"vLLM starting: {self.said(phase)}, {now - self.started:.1f} s in"
 
     def said(self, phase: str) -> str:
         cache = f", cache {self.compile_cache}" if phase == "compile" and self.compile_cache else ""

@@ -20,7 +20,7 @@ COLD = [  # the milestones of vLLM 0.32's start, in its own words (the times are
 
 def test_a_cold_start_phase_by_phase() -> None:
     phases = StartupPhases(started=0.0)
-    said = [phases.observe(line, now) for now, line in COLD]
+    said = [phase and phase[1] for phase in (phases.observe(line, now) for now, line in COLD)]
     assert said == [
         "vLLM starting: API server up (9.0 s), 9.0 s in",
         "vLLM starting: engine initialising (9.0 s), 18.0 s in",
@@ -47,7 +47,10 @@ def test_a_warm_start_says_the_cache_was_hit() -> None:
 def test_lines_it_does_not_know_give_fewer_phases() -> None:
     phases = StartupPhases(started=0.0)
     assert phases.observe("INFO a vLLM of another day says hello", 1.0) is None
-    assert phases.observe("INFO Application startup complete.", 5.0) == "vLLM starting: ready (5.0 s), 5.0 s in"
+    assert phases.observe("INFO Application startup complete.", 5.0) == (
+        "ready",
+        "vLLM starting: ready (5.0 s), 5.0 s in",
+    )
     assert phases.summary(5.0) == "vLLM ready in 5.0 s: ready (5.0 s)"
     assert StartupPhases(started=0.0).summary(3.0) == "vLLM ready in 3.0 s"
 
