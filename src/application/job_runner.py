@@ -97,7 +97,7 @@ class JobRunner:
             raise JobFailed(ErrorCategory.INVALID_PAYLOAD, reason)
         kind, job_type = resolve_kind(job.job_type, payload)
         run.kind = kind.task
-        taken = self.surface.judge(kind)  # a kind this vLLM does not serve ends here
+        taken = await self.surface.judged(kind)  # a kind this vLLM does not serve ends here
         echo = job.payload_url is None  # a fetched payload's values are not echoed in its errors
         valid = validate_payload(kind.payload, payload, echo, self.limits, taken)
         body = request_body(valid, await self.models.resolve(valid.request.model))

@@ -1,6 +1,7 @@
 """What the served vLLM takes: read once it is ready and again when it answers after a silence (it may be another
 vLLM then); a kind whose path it does not serve ends at once, and a job's fields are judged by its request."""
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -28,6 +29,12 @@ class ServedSurface:
         self.current: VllmSurface = BUILT_IN
         self.read_seconds = 0.0  # what the last read took
         self.warned = False  # the built-in lists' warning is given once
+        self._reading: asyncio.Task[None] | None = None
+
+    def begin_reading(self) -> None:
+        """Reads in the background (vLLM 0.30 builds its document on the first request: about 1 s); a job judged
+        meanwhile waits for it."""
+        self._reading = asyncio.create_task(self.read())
 
     async def read(self) -> None:
         """The served vLLM's surface, from now on; the one before stays when vLLM cannot be asked."""
@@ -58,6 +65,16 @@ class ServedSurface:
         if self.current.paths is None:
             return None
         return [kind.task for kind in KINDS if self.current.serves(kind.route)]
+
+    async def settled(self) -> None:
+        """Once a read begun is over."""
+        if self._reading is not None and not self._reading.done():
+            await asyncio.shield(self._reading)
+
+    async def judged(self, kind: JobKind) -> Taken | None:
+        """`judge`, once a read begun is over."""
+        await self.settled()
+        return self.judge(kind)
 
     def judge(self, kind: JobKind) -> Taken | None:
         """The fields the served vLLM takes for `kind` (None: the built-in lists judge); `unsupported_job_type` when

@@ -146,7 +146,7 @@ class WorkerService:
         self.worker.transition(WorkerState.CONNECTING)
         async with asyncio.TaskGroup() as group:
             self._group = group
-            loops = [self.link.run(), self.beats.run(), self._lease_loop()]
+            loops = [self.link.run(), self._beating(), self._lease_loop()]
             loops.append(self.vllm.health_loop(self.timings.health_interval))
             if self.settings.CASOLA_BACKPRESSURE_CHECK_INTERVAL > 0:
                 loops.append(self.vllm.backpressure_loop())
@@ -168,14 +168,25 @@ class WorkerService:
             self.probe, self.settings.VLLM_SERVED_MODEL_NAME, timeout, self.timings.readiness_interval, self.clock
         )
         phase_beats = asyncio.create_task(self._starting_beats())
-        ready = await readiness.wait(lambda seconds: sleep_unless(self._shutdown, self._failed, timeout=seconds))
+        ready = await readiness.wait(self._ended_while_waiting)
         self.vllm.started_up(ready is True)  # no phase after this; the last `starting` goes before any `running`
         await asyncio.wait([phase_beats], timeout=self.timings.settle_timeout)
         if ready is False:
             self.fail(rules.vllm_never_ready(timeout))
         if ready:
-            await self.runner.surface.read()
+            self.runner.surface.begin_reading()  # while the worker registers; a job judged before waits for it
         return bool(ready) and not (self._shutdown.is_set() or self._failed.is_set())
+
+    async def _beating(self) -> None:
+        """`running` heartbeats, the first once the served vLLM's surface is read: each says its version."""
+        await self.runner.surface.settled()
+        await self.beats.run()
+
+    async def _ended_while_waiting(self, seconds: float) -> bool:
+        """Waits `seconds`, less when vLLM's output says it answers now; True when the worker must stop waiting."""
+        await sleep_unless(self._shutdown, self._failed, self.vllm.said_ready, timeout=seconds)
+        self.vllm.said_ready.clear()
+        return self._shutdown.is_set() or self._failed.is_set()
 
     async def _starting_beats(self) -> None:
         """A `starting` heartbeat for each start-up phase vLLM's lines tell, its message saying which, until ready."""

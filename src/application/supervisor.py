@@ -2,10 +2,15 @@
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from application.ports import LaunchedProcess, ProcessLauncher
-from application.service import WorkerService
 from domain import rules
+
+if TYPE_CHECKING:  # the service is built after vLLM starts: this module is imported before it
+    from application.service import WorkerService
 
 log = logging.getLogger("worker")
 
@@ -17,20 +22,43 @@ class VllmSupervisor:
         self.launcher = launcher
         self.argv = argv
         self.stop_timeout = stop_timeout
+        self.process: LaunchedProcess | None = None
+        self.cannot_start: OSError | None = None
+        self.started = 0.0  # when vLLM was started, on the monotonic clock
+        self._held: list[tuple[str, float]] = []  # its lines before the service takes them, with when they came
+        self._said: Callable[[str], None] | None = None
 
-    async def run(self, service: WorkerService) -> int:
+    async def start(self) -> None:
+        """vLLM starts now; its lines are held until `run` hands them to the worker's service."""
+        self.started = time.monotonic()
         try:
-            process = await self.launcher.launch(self.argv, service.vllm.said)
+            self.process = await self.launcher.launch(self.argv, self._line)
         except OSError as error:
+            self.cannot_start = error
+
+    async def run(self, service: "WorkerService") -> int:
+        if self.process is None and self.cannot_start is None:
+            await self.start()
+        if self.process is None:
+            error = self.cannot_start or OSError("not started")
             service.fail(rules.vllm_cannot_start(self.argv[0], error.strerror or str(error)))
             return await service.run()
-        watcher = asyncio.create_task(self._watch(process, service))
+        now = time.monotonic()  # the service's clock may be another: it is told how long ago each thing was
+        service.vllm.launched(now - self.started, [(line, now - when) for line, when in self._held])
+        self._said, self._held = service.vllm.said, []
+        watcher = asyncio.create_task(self._watch(self.process, service))
         try:
             return await service.run()
         finally:
             watcher.cancel()
-            code = await process.stop(self.stop_timeout)
+            code = await self.process.stop(self.stop_timeout)
             log.info("vLLM stopped (exit code %d)", code)
 
-    async def _watch(self, process: LaunchedProcess, service: WorkerService) -> None:
+    def _line(self, line: str) -> None:
+        if self._said is None:
+            self._held.append((line, time.monotonic()))
+        else:
+            self._said(line)
+
+    async def _watch(self, process: LaunchedProcess, service: "WorkerService") -> None:
         service.fail(rules.on_vllm_exit(await process.wait()))

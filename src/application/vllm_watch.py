@@ -12,7 +12,7 @@ from domain import rules
 from domain.errors import InferenceRejected, InferenceUnavailable
 from domain.rules import Backpressure, Failure, HealthWatch, Thresholds
 from domain.stall import TOKEN_COUNTERS, StallWatch
-from domain.startup import StartupPhases
+from domain.startup import ANSWERING, StartupPhases
 from domain.vllm import REQUESTS_WAITING, LogVerdict, classify_log_line
 from domain.worker import Command, PauseReason, Worker
 
@@ -36,6 +36,7 @@ class VllmWatch:
         self.on_back = on_back  # vLLM answers again: it may be another vLLM, whose surface is read before dispatch
         self.startup: StartupPhases | None = StartupPhases(started=clock())  # its start-up, read until it is ready
         self.phases: asyncio.Queue[str | None] = asyncio.Queue()  # each phase said, then None once it is ready
+        self.said_ready = asyncio.Event()  # its line for "ready": the wait for it asks at once, not at its interval
         self.probe, self.worker, self.settings = probe, worker, settings
         self.execute, self.fail, self.clock, self.metrics = execute, fail, clock, metrics
         self.health = HealthWatch(thresholds.health_failures_before_down)
@@ -99,15 +100,25 @@ class VllmWatch:
         """A line the container's relay already wrote to the container's log: shipped and judged, not written again."""
         self.said(line, {"relayed": True})
 
-    def said(self, line: str, extra: dict[str, object] | None = None) -> None:
+    def launched(self, seconds_ago: float, held: list[tuple[str, float]]) -> None:
+        """vLLM was started `seconds_ago` by the worker, which took its `held` lines (each with how long ago it
+        came) before this watch existed: its start-up counts from then, and the lines are read as said then."""
+        if self.startup is not None:
+            self.startup = StartupPhases(started=self.clock() - seconds_ago)
+        for line, ago in held:
+            self.said(line, ago=ago)
+
+    def said(self, line: str, extra: dict[str, object] | None = None, ago: float = 0.0) -> None:
         """One line of vLLM's output (launched by the worker, or relayed in the container): logged as vLLM's,
         and a line that tells a bad host or a dead engine fails the worker."""
         vllm_log.info("%s", line, extra=extra)
-        if self.startup is not None and (phase := self.startup.observe(line, self.clock())) is not None:
+        if self.startup is not None and (phase := self.startup.observe(line, self.clock() - ago)) is not None:
             name, said = phase
             log.info("%s", said)
             self.phases.put_nowait(said)
             self.metrics.startup_phase(name, self.startup.seconds[name])
+        if ANSWERING.search(line):
+            self.said_ready.set()
         verdict = classify_log_line(line)
         if verdict is LogVerdict.RETRYABLE:
             log.error("vLLM failure: %s", line.strip()[:300])

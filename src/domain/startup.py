@@ -17,6 +17,8 @@ MILESTONES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("kv_cache_and_warmup", re.compile(r"init engine \(profile, create kv cache, warmup model\) took")),
     ("ready", re.compile(r"Starting vLLM (API )?server on|Application startup complete")),
 )
+# The lines vLLM prints as its server begins to answer: the worker asks /health at once rather than at its interval.
+ANSWERING = re.compile(r"Starting vLLM (API )?server|Application startup complete")
 # vLLM 0.32's words for a compiled graph found in VLLM_CACHE_ROOT, and for one compiled and saved there.
 CACHE_HIT = re.compile(r"Directly load AOT compilation|Directly load the compiled graph|loaded from cache", re.I)
 CACHE_MISS = re.compile(r"saved AOT compiled function|Compiling a graph for|torch\.compile takes", re.I)

@@ -119,6 +119,8 @@ class FakeProbe:
         self.served = ["default"]
         self.checks = 0
         self.described = VllmSurface("0.0.0-fake")  # no /openapi.json: the built-in lists judge
+        self.describing = asyncio.Event()  # cleared: a read of the surface waits until the test sets it
+        self.describing.set()
 
     async def health(self) -> bool:
         self.checks += 1
@@ -136,6 +138,7 @@ class FakeProbe:
         return {name: 0.0 for name in names if name == "vllm:num_requests_running"}
 
     async def surface(self, routes: Iterable[str]) -> VllmSurface:
+        await self.describing.wait()
         return self.described
 
 

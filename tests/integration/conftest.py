@@ -23,7 +23,6 @@ from application.service import WorkerService
 from application.settings import Settings, load_settings
 from application.timings import Timings
 from domain.untrusted import Masker
-from main import Container
 from tests.conftest import eventually
 from tests.fakes.fake_api import FakeApi
 from tests.integration.real_vllm import (
@@ -35,6 +34,7 @@ from tests.integration.real_vllm import (
     stop_group,
     wait_until_ready,
 )
+from wiring import Container
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token-0123456789"

@@ -234,3 +234,26 @@ def test_launch_vllm_builds_the_serve_command_once() -> None:
         '["vllm", "serve", "org/m", "--host", "127.0.0.1", "--port", "8000", '
         '"--served-model-name", "default", "--x", "a b"]'
     )
+
+
+HEAVY = ("wiring", "dependency_injector", "aiohttp", "openai", "websockets", "httpx")
+
+
+def test_the_command_line_alone_imports_none_of_the_workers_heavy_modules() -> None:
+    """`launch-vllm` (the container's) replaces itself with vLLM after these imports: the fewer, the sooner."""
+    check = f"import main, sys; print(sorted(name for name in {HEAVY!r} if name in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", check], env=cli_environment({}), capture_output=True, text=True)
+    assert done.stdout.strip() == "[]", done.stderr
+
+
+async def test_run_launch_vllm_starts_vllm_before_the_workers_heavy_imports(
+    queue: LocalQueue, fake_vllm: FakeVllm, fake_api: FakeApi
+) -> None:
+    """The stand-in for vLLM reads, as it starts, which of the worker's libraries its parent has loaded."""
+    probe = "echo loaded: $(grep -c -e dependency_injector -e aiohttp /proc/$PPID/maps); exit 3"
+    environment = worker_environment(queue, fake_vllm, fake_api, VLLM_SERVE_COMMAND=f'sh -c "{probe}"')
+    worker = spawn(cli("run", "--launch-vllm"), environment)
+    stdout, stderr = await asyncio.to_thread(worker.communicate, timeout=60)
+    assert worker.returncode == 1, stderr
+    assert "loaded: 0" in stdout + stderr  # on a worker that imported first: its mapped .so pages, counted
+    assert queue.frames_of("register") == []

@@ -57,7 +57,7 @@ class Bed:
         self.queue.deliver(frame | {"payload": {"messages": messages, **payload}})
 
 
-def bed(queue: FakeQueue | None = None, **variables: Any) -> Bed:
+def bed(queue: FakeQueue | None = None, timings: Timings = FAST_TIMINGS, **variables: Any) -> Bed:
     environment = {
         "CASOLA_WS_URL": "ws://127.0.0.1:9",
         "CASOLA_CONFIG_ID": "cfg",
@@ -72,7 +72,7 @@ def bed(queue: FakeQueue | None = None, **variables: Any) -> Bed:
     models = ServedModels(probe, settings.VLLM_SERVED_MODEL_NAME)
     runner = JobRunner(inference, FakePayloads(), models, settings.CASOLA_JOB_TIMEOUT)
     service = WorkerService(
-        settings, queue, heartbeats, probe, runner, FAST_TIMINGS, clock=clock, masker=Masker(settings.secrets())
+        settings, queue, heartbeats, probe, runner, timings, clock=clock, masker=Masker(settings.secrets())
     )
     return Bed(service, queue, heartbeats, probe, inference, clock)
 
