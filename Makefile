@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup lock test test-fast test-vllm test-container lint run demo bench bench-vllm vllm-env image container-image docker clean
+.PHONY: setup lock test test-fast test-vllm test-container lint run demo bench bench-vllm bench-startup vllm-env image container-image docker clean
 
 # The worker's dependencies come from requirements.lock (the image's) and, with the test tools, requirements-dev.lock:
 # every package pinned with its hashes, installed with --require-hashes, so the tests run the image's versions.
@@ -67,6 +67,9 @@ docker:  ## a Docker engine: Debian's docker.io and mmdebstrap installed if abse
 
 bench-vllm: setup vllm-env  ## direct vLLM against queue + worker + vLLM
 	$(BIN)/python -m bench.bench_vllm
+
+bench-startup: setup image  ## the image's cold and warm start: to vLLM answering, registered, the first result
+	$(BIN)/python -m bench.bench_startup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

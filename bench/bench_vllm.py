@@ -121,33 +121,37 @@ async def bench(concurrencies: list[int], requests: int, rounds: int, pinned: bo
 
 LAUNCH_ARGS = "--max-model-len 512 --dtype bfloat16"
 LAUNCHES = ("plain", "worker", "new session")
+ENGINES = ("plain", "in-process")  # vLLM 0.32's engine core in its own process (the default), or in the API server's
+IN_PROCESS = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
 
 
-async def launch_comparison(concurrency: int, requests: int, rounds: int) -> list[dict[str, Any]]:
-    """Direct throughput to vLLM started three ways, unpinned, as `make demo` and the tests run it: plainly (in
-    the caller's session), by `worker-vllm run --launch-vllm`, and in a new session (setsid, as before).
+async def side_by_side(title: str, hows: tuple[str, ...], concurrency: int, requests: int, rounds: int
+                       ) -> list[dict[str, Any]]:  # fmt: skip
+    """Direct throughput to vLLM started each of `hows` ways, unpinned, as `make demo` and the tests run it: plainly
+    (in the caller's session), by `worker-vllm run --launch-vllm`, in a new session (setsid, as before), or with its
+    engine in the API server's process.
 
-    The three run side by side and are measured in alternating rounds (A B C C B A ...), so the machine's
-    drift falls on all three alike.
+    They run side by side and are measured in alternating rounds (A B C C B A ...), so the machine's drift falls on
+    all alike.
     """
-    print(f"\nvLLM as launched, direct load at concurrency {concurrency}, all cores shared (three vLLMs starting)")
-    ports = {how: free_port() for how in LAUNCHES}
-    runs: dict[str, list[dict[str, Any]]] = {how: [] for how in LAUNCHES}
+    print(f"\n{title}, direct load at concurrency {concurrency}, all cores shared ({len(hows)} vLLMs starting)")
+    ports = {how: free_port() for how in hows}
+    runs: dict[str, list[dict[str, Any]]] = {how: [] for how in hows}
     async with LocalQueue() as queue, contextlib.AsyncExitStack() as stack:
-        for how in LAUNCHES:
+        for how in hows:
             log = Path(tempfile.mkdtemp()) / "vllm.log"
             await stack.enter_async_context(Launched(how, ports[how], log, queue.url))
-        for how in LAUNCHES:
+        for how in hows:
             url = f"http://127.0.0.1:{ports[how]}"
             await wait_until_healthy(url, timeout=600)
             await direct(url, concurrency, 2 * concurrency, PAYLOAD)  # warm-up
         for round_number in range(rounds):
-            for how in LAUNCHES if round_number % 2 == 0 else LAUNCHES[::-1]:
+            for how in hows if round_number % 2 == 0 else hows[::-1]:
                 url = f"http://127.0.0.1:{ports[how]}"
                 runs[how].append(as_run(await direct(url, concurrency, requests, PAYLOAD)))
     print(f"{'launched':>12} | {'direct/s':>8} {'p50':>7} {'p99':>7} | {'ratio to plain':>14}")
     rows: list[dict[str, Any]] = []
-    for how in LAUNCHES:
+    for how in hows:
         result = without_latencies(merged(runs[how]))
         ratio = result["jobs_per_s"] / rows[0]["direct"]["jobs_per_s"] if rows else 1.0
         rows.append({"launched": how, "concurrency": concurrency, "direct": result, "ratio_to_plain": ratio})
@@ -160,7 +164,7 @@ async def launch_comparison(concurrency: int, requests: int, rounds: int) -> lis
 
 
 class Launched:
-    """vLLM started one of the `LAUNCHES` ways, stopped (with its whole group) on exit."""
+    """vLLM started one of the `LAUNCHES` or `ENGINES` ways, stopped (with its whole group) on exit."""
 
     def __init__(self, how: str, port: int, log: Path, queue_url: str) -> None:
         self.how, self.port, self.log, self.queue_url = how, port, log, queue_url
@@ -169,7 +173,10 @@ class Launched:
         if self.how == "worker":
             self.process = worker_launching_vllm(self.port, self.log, self.queue_url)
         else:
-            self.process = start_vllm(self.port, self.log, LAUNCH_ARGS, new_session=self.how == "new session")
+            environment = IN_PROCESS if self.how == "in-process" else None
+            self.process = start_vllm(
+                self.port, self.log, LAUNCH_ARGS, new_session=self.how == "new session", environment=environment
+            )
 
     async def __aexit__(self, *_: object) -> None:
         if self.how == "worker":
@@ -205,12 +212,23 @@ def main() -> None:
         "--no-pin", dest="pin", action="store_false", help="let vLLM, the bench and the worker share every core"
     )
     parser.add_argument("--no-launch", dest="launch", action="store_false", help="skip the launch comparison")
+    parser.add_argument("--engines", action="store_true", help="only the engine comparison: own process or in-process")
     args = parser.parse_args()
     if not VLLM_COMMAND.exists() or not TINY_MODEL.exists():
         sys.exit("real vLLM is not set up: run `make vllm-env`")
+    if args.engines:
+        engines = [
+            row
+            for concurrency in (int(c) for c in args.concurrency.split(","))
+            for row in asyncio.run(side_by_side("vLLM's engine", ENGINES, concurrency, args.requests, args.rounds))
+        ]
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (output := RESULTS / "bench_vllm_engines.json").write_text(json.dumps({"engines": engines}, indent=2))
+        print(f"saved {output}")
+        return
     rows = asyncio.run(bench([int(c) for c in args.concurrency.split(",")], args.requests, args.rounds, args.pin))
     os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
-    launches = asyncio.run(launch_comparison(32, 4 * args.requests, 4)) if args.launch else []
+    launches = asyncio.run(side_by_side("vLLM as launched", LAUNCHES, 32, 4 * args.requests, 4)) if args.launch else []
     RESULTS.mkdir(parents=True, exist_ok=True)
     output = RESULTS / "bench_vllm.json"
     output.write_text(json.dumps({"machine_cores": os.cpu_count(), "rows": rows, "launches": launches}, indent=2))

@@ -26,7 +26,7 @@ except ImportError:  # the layout before the adapters were grouped, to measure a
 from testbed.fake_vllm import FakeVllm
 
 from application.settings import load_settings
-from main import Container
+from wiring import Container
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "src"

@@ -39,9 +39,11 @@ def start_vllm(
     new_session: bool = False,
     model: Path = TINY_MODEL,
     vllm: Path = VLLM_COMMAND,
+    environment: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """vLLM in its own process group (in the caller's session, unless `new_session`: under autogroup scheduling
-    a session is a scheduling group of its own); `cpus` pins it (and every process it starts) to those cores."""
+    """vLLM (with `environment` added to this process's) in its own process group (in the caller's session, unless
+    `new_session`: under autogroup scheduling a session is a scheduling group of its own); `cpus` pins it (and every
+    process it starts) to those cores."""
     command = [str(vllm), "serve", str(model), "--host", "127.0.0.1", "--port", str(port)]
     command += ["--served-model-name", "default", *args.split()]
     pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
@@ -53,6 +55,7 @@ def start_vllm(
             start_new_session=new_session,
             process_group=None if new_session else 0,
             preexec_fn=pin,
+            env=None if environment is None else {**os.environ, **environment},
         )
 
 

@@ -177,10 +177,16 @@ def chat(content: str = "What is the capital of France?") -> list[dict[str, str]
 
 
 @pytest.fixture(scope="session")
-def vllm_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def vllm_port(vllm_log_dir: Path) -> Iterator[int]:
     """One real vLLM (the tiny model, tool calling on) for the whole real-vLLM tier: its start is the slow part."""
-    with real_vllm(tmp_path_factory.mktemp("vllm"), f"{VLLM_ARGS} {TOOL_CALLING}") as port:
+    with real_vllm(vllm_log_dir, f"{VLLM_ARGS} {TOOL_CALLING}") as port:
         yield port
+
+
+@pytest.fixture(scope="session")
+def vllm_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the tier's real vLLM writes its output (`vllm.log`), from its start on."""
+    return tmp_path_factory.mktemp("vllm")
 
 
 @contextmanager

@@ -124,7 +124,12 @@ class RunningContainer:
 
 @contextmanager
 def worker_container(
-    image: str, model: Path, variables: dict[str, str], cache_volume: str | None = None, **options: Any
+    image: str,
+    model: Path,
+    variables: dict[str, str],
+    cache_volume: str | None = None,
+    show_log: bool = True,
+    **options: Any,
 ) -> Iterator[RunningContainer]:
     """The image run as the README says (host network, room in /dev/shm, the model read-only, and the named
     `cache_volume` at /cache when given), `options` for Docker's run (`user`, `shm_size`, ...); removed after."""
@@ -142,5 +147,6 @@ def worker_container(
     try:
         yield running
     finally:
-        print(f"\n--- {image} container log (last 4000 characters) ---\n{running.logs()[-4000:]}")
+        if show_log:
+            print(f"\n--- {image} container log (last 4000 characters) ---\n{running.logs()[-4000:]}")
         testcontainer.stop()
