@@ -7,7 +7,7 @@ for the cold start, the same volume again for each warm one. The queue and the A
 moment, and the worker's delay after it is measured, not assumed. vLLM runs on core 0, the worker and the bench on
 core 1, as in the container tier. Prints a table and writes bench/results/bench_startup.json.
 
-    python -m bench.bench_startup [--warm 2] [--variant in-process]
+    python -m bench.bench_startup [--warm 2] [--variant image|in-process|own-process ...]
 """
 
 import argparse
@@ -34,8 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 STARTUP = 600.0
 PHASE = re.compile(r"vLLM starting: (?P<name>[^(]+) \((?P<seconds>[\d.]+) s(?:, cache (?P<cache>\w+))?\)")
 VARIANTS = {  # what a start sets beyond the README's run line
-    "default": {},
+    "image": {},  # as the image is built (the CPU image: the engine in-process)
     "in-process": {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"},  # vLLM's engine in its API server's process
+    "own-process": {"VLLM_ENABLE_V1_MULTIPROCESSING": "1"},  # in a process of its own, vLLM's default
 }
 
 
@@ -67,9 +68,11 @@ async def one_start(tag: str, model: Path, volume: str, variant: dict[str, str],
                 answering = asyncio.create_task(until_answering(variables["VLLM_PORT"], container.started))
                 await queue.wait_for_type("register", timeout=STARTUP)
                 registered = time.monotonic() - container.started
-                await queue.push(chat_job(f"{start}-job", {"messages": [{"role": "user", "content": "Hi"}]},
-                                          max_tokens=8))  # fmt: skip
-                result = (await queue.wait_for_type("job_result", f"{start}-job", timeout=300))["result"]
+                await queue.push(chat_job(f"{start}-job", [{"role": "user", "content": "Hi"}], max_tokens=8))
+                ended = await queue.wait_for(
+                    lambda frame: frame.get("job_id") == f"{start}-job" and frame["type"] != "job_progress", timeout=300
+                )
+                result = ended.get("result") or {"status": ended.get("error")}
                 first_result = time.monotonic() - container.started
                 vllm_answering = await asyncio.wait_for(answering, 5)
                 logs = container.logs()
@@ -124,9 +127,9 @@ def print_row(row: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warm", type=int, default=2, help="warm starts after the cold one")
-    parser.add_argument("--variant", choices=sorted(VARIANTS), action="append", help="default: default")
+    parser.add_argument("--variant", choices=sorted(VARIANTS), action="append", help="default: image")
     arguments = parser.parse_args()
-    rows = [row for variant in arguments.variant or ["default"] for row in asyncio.run(bench(variant, arguments.warm))]
+    rows = [row for variant in arguments.variant or ["image"] for row in asyncio.run(bench(variant, arguments.warm))]
     print(f"\n{HEADER}")
     for row in rows:
         print_row(row)

@@ -17,7 +17,8 @@ fi
 base="$(bash "$HERE/build-cpu-base.sh" | tail -n 1)"
 started=$SECONDS
 log="$(mktemp)"
-if ! "${DOCKER[@]}" build --progress plain --network host --build-arg "BASE_IMAGE=$base" -t "$IMAGE" "$ROOT" \
+if ! "${DOCKER[@]}" build --progress plain --network host --build-arg "BASE_IMAGE=$base" \
+  --build-arg VLLM_ENABLE_V1_MULTIPROCESSING=0 -t "$IMAGE" "$ROOT" \
   >"$log" 2>&1; then
   tail -n 40 "$log" >&2
   echo "image: the build failed; its whole log: $log" >&2

@@ -26,7 +26,6 @@ from application.service import WorkerService
 from application.settings import Settings, VllmSettings
 from application.supervisor import VllmSupervisor
 from application.timings import Timings
-from domain.payloads import PayloadLimits
 from domain.rules import Failure
 from domain.untrusted import Masker
 
@@ -66,9 +65,15 @@ class Container(containers.DeclarativeContainer):
     payload_http = providers.Resource(payload_client, given.payload_policy)
     payloads = providers.Singleton(HttpPayloadStore, payload_http, given.CASOLA_PAYLOAD_TIMEOUT, metrics=metrics)
     models = providers.Singleton(ServedModels, probe, given.VLLM_SERVED_MODEL_NAME)
-    limits = providers.Factory(PayloadLimits, given.CASOLA_MAX_CHOICES, given.CASOLA_MAX_AUDIO_BYTES)
     runner = providers.Singleton(
-        JobRunner, inference, payloads, models, given.CASOLA_JOB_TIMEOUT, limits, metrics=metrics, surface=surface
+        JobRunner,
+        inference,
+        payloads,
+        models,
+        given.CASOLA_JOB_TIMEOUT,
+        given.payload_limits,
+        metrics=metrics,
+        surface=surface,
     )
     timings = providers.Object(Timings())
     service = providers.Singleton(

@@ -43,8 +43,12 @@ class Behaviour:
     openapi: dict[str, Any] | None = None  # GET /openapi.json; None: 404, as vLLM with --disable-fastapi-docs
 
 
-GENERATE_ROUTES = ("/v1/chat/completions", "/v1/completions")
-POOLING_ROUTES = ("/v1/embeddings", "/v1/score", "/v1/rerank")
+TOKENIZER_ROUTES = ("/tokenize", "/detokenize")  # every vLLM serves its tokenizer
+GENERATE_ROUTES = (
+    "/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/messages", "/v1/chat/completions/batch",
+    *TOKENIZER_ROUTES,
+)  # fmt: skip
+POOLING_ROUTES = ("/v1/embeddings", "/v1/score", "/v1/rerank", "/classify", *TOKENIZER_ROUTES)
 SPEECH_ROUTES = ("/v1/audio/transcriptions", "/v1/audio/translations")
 OMNI_ROUTES = ("/v1/audio/speech",)  # vLLM-Omni's text to speech
 
@@ -167,7 +171,7 @@ class Handler(BaseHTTPRequestHandler):
     def _routes(self) -> tuple[str, ...]:
         runner = self.server.behaviour.runner
         served = {"generate": GENERATE_ROUTES, "pooling": POOLING_ROUTES, "speech": SPEECH_ROUTES, "omni": OMNI_ROUTES}
-        return served.get(runner, GENERATE_ROUTES + POOLING_ROUTES + SPEECH_ROUTES + OMNI_ROUTES)
+        return served.get(runner, (*GENERATE_ROUTES, *POOLING_ROUTES, *SPEECH_ROUTES, *OMNI_ROUTES))
 
     def _answer(self, body: dict[str, Any]) -> None:
         behaviour = self.server.behaviour

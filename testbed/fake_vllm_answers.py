@@ -113,7 +113,67 @@ def speech(form: dict[str, Any], model: str, tokens: int) -> dict[str, Any]:
     return answer
 
 
+def responses(body: dict[str, Any], model: str, tokens: int) -> dict[str, Any]:
+    """OpenAI's Response object, as vLLM's /v1/responses gives it."""
+    count = min(tokens, body.get("max_output_tokens") or tokens)
+    text = " ".join(["word"] * count)
+    item = {"id": "msg-fake", "type": "message", "role": "assistant", "status": "completed",
+            "content": [{"type": "output_text", "text": text, "annotations": []}]}  # fmt: skip
+    return {
+        "id": f"resp-fake-{time.monotonic_ns()}", "object": "response", "created_at": int(time.time()),
+        "model": model, "status": "completed", "output": [item], "parallel_tool_calls": True,
+        "tool_choice": "auto", "tools": [], "store": body.get("store", True),
+        "usage": {"input_tokens": 3, "output_tokens": count, "total_tokens": 3 + count,
+                  "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}},
+    }  # fmt: skip
+
+
+def messages(body: dict[str, Any], model: str, tokens: int) -> dict[str, Any]:
+    """Anthropic's Message object, as vLLM's /v1/messages gives it."""
+    count = min(tokens, body["max_tokens"])
+    return {
+        "id": f"msg_fake{time.monotonic_ns()}", "type": "message", "role": "assistant", "model": model,
+        "content": [{"type": "text", "text": " ".join(["word"] * count)}],
+        "stop_reason": "max_tokens" if count == body["max_tokens"] else "end_turn", "stop_sequence": None,
+        "usage": {"input_tokens": 3, "output_tokens": count},
+    }  # fmt: skip
+
+
+def chat_batch(body: dict[str, Any], model: str, tokens: int) -> dict[str, Any]:
+    """One choice per conversation, indexed in order, as vLLM's /v1/chat/completions/batch answers."""
+    answers = [completion({**body, "messages": conversation}, model, tokens) for conversation in body["messages"]]
+    choices = [{**answer["choices"][0], "index": i} for i, answer in enumerate(answers)]
+    usage = {name: sum(answer["usage"][name] for answer in answers) for name in answers[0]["usage"]}
+    return {**answers[0], "choices": choices, "usage": usage}
+
+
+def tokenize(body: dict[str, Any], model: str, tokens: int) -> dict[str, Any]:
+    words = str(body.get("prompt") or " ".join(str(m.get("content")) for m in body["messages"])).split()
+    ids = [len(word) for word in words]
+    return {"count": len(ids), "max_model_len": 512, "tokens": ids} | (
+        {"token_strs": words} if body.get("return_token_strs") else {}
+    )
+
+
+def detokenize(body: dict[str, Any], model: str, tokens: int) -> dict[str, Any]:
+    return {"prompt": " ".join("x" * token for token in body["tokens"])}
+
+
+def classify(body: dict[str, Any], model: str, tokens: int) -> dict[str, Any]:
+    inputs = body.get("input") or [body.get("messages")]
+    count = len(inputs) if isinstance(inputs, list) and not isinstance(inputs[0], int) else 1
+    data = [{"index": i, "label": "positive", "probs": [0.2, 0.8], "num_classes": 2} for i in range(count)]
+    return {"id": "classify-fake", "object": "list", "created": int(time.time()), "model": model, "data": data,
+            "usage": {"prompt_tokens": count, "total_tokens": count}}  # fmt: skip
+
+
 ANSWERS = {
+    "/v1/responses": responses,
+    "/v1/messages": messages,
+    "/v1/chat/completions/batch": chat_batch,
+    "/tokenize": tokenize,
+    "/detokenize": detokenize,
+    "/classify": classify,
     "/v1/chat/completions": completion,
     "/v1/completions": text_completion,
     "/v1/embeddings": embeddings,

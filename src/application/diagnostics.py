@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from application.ports import Inference, VllmProbe
 from domain.errors import InferenceRejected, InferenceUnavailable
+from domain.exchange import VllmRequest
 from domain.kinds import CHAT
 from domain.request_body import request_body, validate_payload
 from domain.vllm import REQUESTS_RUNNING, REQUESTS_WAITING
@@ -57,7 +58,7 @@ class Diagnostics:
         body = request_body(validate_payload(CHAT.payload, TEST_CHAT), self.served_model)
         started = time.monotonic()
         async with asyncio.timeout(self.timeout):
-            completion = await self.inference.infer(CHAT.route, body)
+            completion = await self.inference.exchange(VllmRequest(CHAT.route, body))
         choice = completion["choices"][0]
         usage = completion.get("usage", {})
         detail = (

@@ -6,7 +6,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,10 +13,10 @@ from application.metrics import NO_METRICS
 from application.ports import Inference, PayloadStore, WorkerMetrics
 from application.served_models import ServedModels
 from application.served_surface import ServedSurface
-from domain.audio_payloads import AudioFile, TranslationPayload, audio_file
 from domain.errors import CATEGORY_OF, ErrorCategory, InferenceRejected, JobFailed, PayloadTransferFailed, job_failure
+from domain.exchange import Attachment
 from domain.frames import JobError, JobResult, JobResultRef, OutboundFrame
-from domain.jobs import Job, upload_instead
+from domain.jobs import upload_instead
 from domain.kinds import resolve_kind
 from domain.payloads import PayloadLimits
 from domain.request_body import request_body, validate_payload
@@ -31,19 +30,6 @@ EXPECTED_FAILURES: tuple[type[Exception], ...] = (JobFailed, TimeoutError, *CATE
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass
-class JobRun:
-    """One job in the runner's hands: when it started and, once its payload is read, its kind."""
-
-    running: RunningJob  # the state machine's record: the job, and the newest fence token it was given
-    started_at: float
-    kind: str = "unknown"  # the metrics label: the table's task once the kind is known (labels stay bounded)
-
-    @property
-    def job(self) -> Job:
-        return self.running.job
 
 
 class JobRunner:
@@ -71,14 +57,15 @@ class JobRunner:
         self.limits = limits or PayloadLimits()
         self.now = now
 
-    def begin(self, running: RunningJob) -> JobRun:
-        return JobRun(running, self.clock())
+    def begin(self, run: RunningJob) -> None:
+        """The job starts now, on the runner's clock (what its metrics count from)."""
+        run.started_at = self.clock()
 
-    async def run(self, run: JobRun) -> OutboundFrame:
+    async def run(self, run: RunningJob) -> OutboundFrame:
         """The frame that reports the job's outcome; the job counted in the metrics."""
         return await self.report(run, await self.outcome(run))
 
-    async def outcome(self, run: JobRun) -> Outcome:
+    async def outcome(self, run: RunningJob) -> Outcome:
         """The job's result, or why it failed; within the job's deadline."""
         try:
             async with asyncio.timeout(self.job_timeout):
@@ -89,7 +76,7 @@ class JobRunner:
             log.exception("job %s: unexpected error", run.job.job_id)
             return job_failure(error, self.job_timeout)
 
-    async def _result(self, run: JobRun) -> dict[str, Any]:
+    async def _result(self, run: RunningJob) -> dict[str, Any]:
         job = run.job
         payload = job.payload if job.payload_url is None else await self.payloads.fetch(job.payload_url)
         if not isinstance(payload, dict):
@@ -101,39 +88,35 @@ class JobRunner:
         echo = job.payload_url is None  # a fetched payload's values are not echoed in its errors
         valid = validate_payload(kind.payload, payload, echo, self.limits, taken)
         body = request_body(valid, await self.models.resolve(valid.request.model))
-        audio = await self._audio(valid.request) if isinstance(valid.request, TranslationPayload) else None
+        attachment = valid.request.attachment()
+        file = None if attachment is None else valid.request.file_part(await self._attached(attachment))
         self.in_flight += 1  # requests to vLLM now, and those it finished: what the stall watch reads
         try:
-            if audio is not None:
-                output = await self.inference.transcribe(kind.route, body, audio, job.request_id)
-            elif kind.audio_out:
-                output = await self.inference.synthesize(kind.route, body, job.request_id)
-            else:
-                output = await self.inference.infer(kind.route, body, job.request_id)
+            output = await self.inference.exchange(kind.request(body, job.request_id, file))
         except InferenceRejected as rejected:
             self.finished += 1
             raise kind.explained(rejected, body) from None
         finally:
             self.in_flight -= 1
         self.finished += 1
-        return kind.job_result(job_type, job.config_id, output, self.now())
+        return kind.job_result(job_type, job.config_id, output, body, self.now())
 
-    async def _audio(self, request: TranslationPayload) -> AudioFile:
-        """An audio job's file: given inline, or fetched from `audio_url` within CASOLA_MAX_AUDIO_BYTES."""
-        data = request.inline_audio
-        if data is None:
-            try:
-                data = await self.payloads.fetch_bytes(str(request.audio_url), self.limits.max_audio_bytes)
-            except PayloadTransferFailed as error:
-                raise JobFailed(ErrorCategory.INVALID_PAYLOAD, f"audio_url: {error}") from None
-            if not data:
-                raise JobFailed(ErrorCategory.INVALID_PAYLOAD, "audio_url: the audio is empty")
-        return audio_file(data, request.filename, request.content_type)
+    async def _attached(self, attachment: Attachment) -> bytes:
+        """A form's file: given inline, or fetched from its URL within CASOLA_MAX_AUDIO_BYTES."""
+        if attachment.data is not None or attachment.url is None:
+            return attachment.data or b""
+        try:
+            data = await self.payloads.fetch_bytes(attachment.url, self.limits.max_audio_bytes)
+        except PayloadTransferFailed as error:
+            raise JobFailed(ErrorCategory.INVALID_PAYLOAD, f"{attachment.field}: {error}") from None
+        if not data:
+            raise JobFailed(ErrorCategory.INVALID_PAYLOAD, f"{attachment.field}: the file is empty")
+        return data
 
-    async def report(self, run: JobRun, outcome: Outcome) -> OutboundFrame:
+    async def report(self, run: RunningJob, outcome: Outcome) -> OutboundFrame:
         """The frame that reports the outcome (a large result uploaded first when the job says where), and the
         job counted in the metrics."""
-        job, took, fence_token = run.job, self.clock() - run.started_at, run.running.fence_token
+        job, took, fence_token = run.job, self.clock() - run.started_at, run.fence_token
         if isinstance(outcome, JobFailed):
             log.warning("job %s failed after %.2f s: %s", job.job_id, took, outcome)
             self.metrics.job_ended(run.kind, outcome.category.value, took, took)
@@ -144,11 +127,11 @@ class JobRunner:
         )
         frame = JobResultRef(job.job_id, fence_token) if uploaded else JobResult(job.job_id, fence_token, outcome)
         self.metrics.job_ended(run.kind, "result", took, self.clock() - run.started_at)
-        usage = _usage(outcome)
-        self.metrics.tokens(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+        prompt, completion = _tokens(_usage(outcome))
+        self.metrics.tokens(int(prompt or 0), int(completion or 0))
         return frame
 
-    def cancelled(self, run: JobRun, category: str) -> None:
+    def cancelled(self, run: RunningJob, category: str) -> None:
         """A job revoked or given up: counted, no frame."""
         took = self.clock() - run.started_at
         self.metrics.job_ended(run.kind, category, took, took)
@@ -185,4 +168,12 @@ def _token_counts(result: dict[str, Any]) -> str:
     if isinstance(spoken := result.get("audio_base64"), str):
         size = len(spoken) * 3 // 4 - spoken[-2:].count("=")  # base64's padding stands for no byte
         return f"{size} bytes of {result.get('format', '?')} audio"
-    return f"prompt {usage.get('prompt_tokens', '?')}, completion {usage.get('completion_tokens', 0)} tokens"
+    prompt, completion = _tokens(usage)
+    return f"prompt {'?' if prompt is None else prompt}, completion {completion or 0} tokens"
+
+
+def _tokens(usage: dict[str, Any]) -> tuple[Any, Any]:
+    """The prompt's and the completion's tokens, as OpenAI's chat names them or as its Responses API and
+    Anthropic's Messages API do."""
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+    return prompt, usage.get("completion_tokens", usage.get("output_tokens"))

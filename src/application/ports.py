@@ -4,7 +4,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from domain.audio_payloads import AudioFile
+from domain.exchange import VllmRequest
 from domain.frames import OutboundFrame
 from domain.rules import HeartbeatStatus
 from domain.surface import VllmSurface
@@ -44,22 +44,11 @@ class Heartbeats(Protocol):
 
 
 class Inference(Protocol):
-    """vLLM's OpenAI-compatible routes, for jobs."""
+    """vLLM's OpenAI-compatible routes, for jobs: one call carries out every kind's exchange."""
 
-    async def infer(self, route: str, body: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
-        """vLLM's answer; `InferenceUnavailable` or `InferenceRejected` when there is none. `request_id` (header-safe:
-        `Job.request_id`) goes in `X-Request-Id`, which vLLM takes as its own request id, so a job can be followed
-        into vLLM's log."""
-
-    async def transcribe(
-        self, route: str, body: dict[str, Any], audio: AudioFile, request_id: str | None = None
-    ) -> dict[str, Any]:
-        """vLLM's answer to an audio job at a speech-to-text route: a multipart form, `audio` its file and each
-        field of `body` a form field; fails as `infer` does."""
-
-    async def synthesize(self, route: str, body: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
-        """The audio vLLM-Omni answers `body` with at a speech route, as `{audio_base64, content_type, format}`;
-        fails as `infer` does."""
+    async def exchange(self, request: VllmRequest) -> dict[str, Any]:
+        """vLLM's answer (JSON, or `{"content": bytes, "content_type": str}` when the request says bytes);
+        `InferenceUnavailable` or `InferenceRejected` when there is none."""
 
 
 class VllmProbe(Protocol):

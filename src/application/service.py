@@ -8,7 +8,7 @@ from typing import Any
 
 from application.heartbeat_loop import HeartbeatLoop
 from application.job_context import current_job_id
-from application.job_runner import JobRun, JobRunner
+from application.job_runner import JobRunner
 from application.metrics import NO_METRICS
 from application.ports import Heartbeats, QueueConnection, VllmProbe, WorkerMetrics
 from application.queue_link import QueueLink
@@ -60,7 +60,7 @@ class WorkerService:
         )
         self.failure: Failure | None = None
         self._group: asyncio.TaskGroup | None = None
-        self._jobs: dict[int, tuple[asyncio.Task[None], JobRun]] = {}  # by id(RunningJob): its task, the runner's run
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # each running job's task, by job id
         # What the state machine asks, each to its handler.
         self._command_handlers: dict[type, Callable[[Any], None]] = {
             Send: self._send,
@@ -244,9 +244,8 @@ class WorkerService:
 
     def _cancel(self, command: CancelJob) -> None:
         log.info("job %s cancelled: %s", command.running.job.job_id, command.reason)
-        if (started := self._jobs.get(id(command.running))) is not None:
-            task, run = started
-            self.runner.cancelled(run, command.outcome)
+        if (task := self._tasks.get(command.running.job.job_id)) is not None:
+            self.runner.cancelled(command.running, command.outcome)
             task.cancel()
 
     # Jobs.
@@ -255,21 +254,22 @@ class WorkerService:
         assert self._group is not None
         job = running.job
         log.debug("job %s started (%s, fence %d)", job.job_id, job.mode, job.fence_token)  # info: one line a job
-        run = self.runner.begin(running)
-        self._jobs[id(running)] = (self._group.create_task(self._run_job(run)), run)
+        self.runner.begin(running)
+        self._tasks[job.job_id] = self._group.create_task(self._run_job(running))
 
-    async def _run_job(self, run: JobRun) -> None:
-        current_job_id.set(run.job.job_id)  # this task's log lines carry the job's id
+    async def _run_job(self, running: RunningJob) -> None:
+        current_job_id.set(running.job.job_id)  # this task's log lines carry the job's id
         frame = None
         try:
-            frame = await self.runner.run(run)
+            frame = await self.runner.run(running)
         finally:
-            self._jobs.pop(id(run.running), None)
-            if self.worker.finish(run.running) and frame is not None:
+            if self._tasks.get(running.job.job_id) is asyncio.current_task():
+                del self._tasks[running.job.job_id]
+            if self.worker.finish(running) and frame is not None:
                 self.queue.send(frame)
 
     def _job_tasks(self) -> list["asyncio.Task[None]"]:
-        return [task for task, _ in self._jobs.values()]
+        return list(self._tasks.values())
 
     # Background loops.
 

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from application.job_settings import JobSettings
 from application.secrets import is_secret_name, mask, secret_values
-from domain.addresses import AddressPolicy, parse_allowed_hosts
 from domain.gpu import GpuExpectations
 from domain.leases import default_renew_after
 from domain.untrusted import without_credentials
@@ -109,8 +109,8 @@ class GpuSettings(BaseSettings):
         return GpuExpectations(self.CASOLA_EXPECTED_GPU_NAME, self.CASOLA_EXPECTED_VRAM_GB)
 
 
-class Settings(VllmSettings, GpuSettings):
-    """Every variable the worker takes (see the README)."""
+class Settings(VllmSettings, GpuSettings, JobSettings):
+    """Every variable the worker takes (docs/configuration.md); a job's own in `JobSettings`."""
 
     CASOLA_WS_URL: str
     CASOLA_CONFIG_ID: Annotated[str, Field(min_length=1)]
@@ -135,10 +135,6 @@ class Settings(VllmSettings, GpuSettings):
     CASOLA_CACHE_DIR: str | None = None
 
     CASOLA_QUEUE_KEEPALIVE: Annotated[float, Field(ge=3)] = 15.0
-    CASOLA_PAYLOAD_ALLOWED_HOSTS: str = ""
-    CASOLA_PAYLOAD_TIMEOUT: Seconds = 60.0
-    CASOLA_MAX_CHOICES: Annotated[int, Field(ge=1, le=128)] = 8
-    CASOLA_MAX_AUDIO_BYTES: Annotated[int, Field(ge=1, le=1024 * 1024 * 1024)] = 25 * 1024 * 1024
     WORKER_HTTP_HOST: str = "0.0.0.0"
     WORKER_HTTP_PORT: Annotated[int, Field(ge=0, le=65535)] = 8081
     WORKER_VLLM_LOG_PORT: Annotated[int, Field(ge=0, le=65535)] = 0
@@ -149,12 +145,6 @@ class Settings(VllmSettings, GpuSettings):
     CASOLA_LOG_FLUSH_INTERVAL: Seconds = 30.0
     CASOLA_METRICS_URL: str | None = None
     CASOLA_METRICS_INTERVAL: Seconds = 30.0
-
-    @field_validator("CASOLA_PAYLOAD_ALLOWED_HOSTS")
-    @classmethod
-    def _allowed_hosts(cls, text: str) -> str:
-        parse_allowed_hosts(text)
-        return text
 
     @field_validator("CASOLA_WS_URL")
     @classmethod
@@ -214,11 +204,6 @@ class Settings(VllmSettings, GpuSettings):
         """`{CASOLA_WS_URL}/ws`: the path gets `/ws`, any query stays after it."""
         parts = urlsplit(self.CASOLA_WS_URL)
         return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/ws"))
-
-    @property
-    def payload_policy(self) -> AddressPolicy:
-        """Where `payload_url` and `result_upload_url` may connect."""
-        return AddressPolicy(parse_allowed_hosts(self.CASOLA_PAYLOAD_ALLOWED_HOSTS))
 
     @property
     def request_timeout(self) -> float:

@@ -4,11 +4,12 @@ URL (`audio_url`, under the same address rules and deadline as `payload_url`).""
 
 import base64
 import binascii
-from typing import Annotated, Any, Literal, NamedTuple, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from domain.errors import InferenceRejected
+from domain.exchange import Attachment, FilePart
 from domain.payloads import Int64, JobPayload, Penalty, choices_within_cap, limits_of
 from domain.urls import http_url
 
@@ -42,19 +43,11 @@ SIGNATURES: tuple[tuple[int, bytes, str, str], ...] = (
 EXTENSIONS = {content_type: extension for _, _, content_type, extension in SIGNATURES}
 
 
-class AudioFile(NamedTuple):
-    """The audio as vLLM gets it: the form's `file` part."""
-
-    data: bytes
-    filename: str
-    content_type: str
-
-
-def audio_file(data: bytes, filename: str | None, content_type: str | None) -> AudioFile:
+def audio_file(data: bytes, filename: str | None, content_type: str | None) -> FilePart:
     """The file part for `data`: the payload's filename and content type, else what its first bytes say."""
     sniffed = next(((kind, ext) for at, magic, kind, ext in SIGNATURES if data[at : at + len(magic)] == magic), None)
     kind = content_type or (sniffed[0] if sniffed else "application/octet-stream")
-    return AudioFile(data, filename or f"audio.{EXTENSIONS.get(kind, 'bin')}", kind)
+    return FilePart(data, filename or f"audio.{EXTENSIONS.get(kind, 'bin')}", kind)
 
 
 def form_fields(body: dict[str, Any]) -> list[tuple[str, str]]:
@@ -142,6 +135,12 @@ class TranslationPayload(JobPayload):
         """The audio given in the payload, decoded; None when it is given by URL."""
         return self._audio
 
+    def attachment(self) -> Attachment:
+        return Attachment(self._audio, None if self.audio_url is None else str(self.audio_url), "audio_url")
+
+    def file_part(self, data: bytes) -> FilePart:
+        return audio_file(data, self.filename, self.content_type)
+
 
 class TranscriptionPayload(TranslationPayload):
     """vLLM's transcription request: a translation's fields and the timestamps asked for."""
@@ -158,7 +157,7 @@ class TranscriptionPayload(TranslationPayload):
 ENVELOPE = frozenset({"status", "job_type", "task", "config_id", "processed_at"})  # the result's own fields
 
 
-def transcript_result(output: dict[str, Any]) -> dict[str, Any]:
+def transcript_result(output: dict[str, Any], body: dict[str, Any] | None = None) -> dict[str, Any]:
     """The result the queue's front reads: the transcript under `text` at the top level, vLLM's other answer fields
     (`language`, `duration`, `segments`, `words`, `usage`) beside it. vLLM's `task` ("transcribe") is left out: the
     result's own `task` names the kind."""

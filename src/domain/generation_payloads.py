@@ -19,6 +19,7 @@ from domain.payloads import (
     TokenIds,
     ToolName,
     choices_within_cap,
+    limits_of,
 )
 
 
@@ -219,3 +220,22 @@ class CompletionPayload(GenerationPayload):
     logprobs: LogprobCount | None = None
     suffix: str | None = None
     prompt_embeds: str | Texts | None = None
+
+
+Conversation = Annotated[list[ChatMessage], Field(min_length=1)]
+
+
+class ChatBatchPayload(ChatPayload):
+    """vLLM's batch chat request: chat's fields, `messages` a list of conversations, each answered as one choice.
+    Its generations (conversations times `n`) are capped by CASOLA_MAX_BATCH."""
+
+    messages: Annotated[list[Conversation], Field(min_length=1)]  # type: ignore[assignment]  # many, not one
+
+    @model_validator(mode="after")
+    def _batch_capped(self, info: ValidationInfo) -> Self:
+        cap = limits_of(info).max_batch
+        generations = len(self.messages) * (self.n or 1)
+        if generations > cap:
+            given = f"{len(self.messages)} conversations" + (f" times n={self.n}" if self.n and self.n > 1 else "")
+            raise ValueError(f"messages: {given} is over {cap} generations per job (CASOLA_MAX_BATCH)")
+        return self

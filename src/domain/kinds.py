@@ -1,7 +1,8 @@
-"""Job kinds as one table: each kind's names, payload model, vLLM route and runner, and its result fields.
+"""Job kinds as one table: each kind's names, payload model, vLLM route and runner, how its request is sent and
+its answer comes back, and its result fields.
 
-Adding a JSON kind is one entry in `KINDS` and its payload model. The audio kinds are the exception: the runner and
-the inference port pick their exchange (a form with a file, or audio bytes back) by `audio_in` and `audio_out`.
+Adding a kind is one entry in `KINDS` and its payload model: nothing else branches on a kind. The runner makes one
+`VllmRequest` from the kind and the payload (`exchange.py`), whatever the kind.
 """
 
 from collections.abc import Callable
@@ -10,15 +11,20 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from domain.audio_payloads import TranscriptionPayload, TranslationPayload, transcript_response, transcript_result
+from domain.conversation_payloads import AnthropicMessagesPayload, ResponsesPayload
 from domain.errors import ErrorCategory, InferenceRejected, JobFailed
-from domain.generation_payloads import ChatPayload, CompletionPayload
-from domain.payloads import EmbeddingsPayload, JobPayload, RerankPayload, ScorePayload
+from domain.exchange import Answered, FilePart, Sent, VllmRequest
+from domain.generation_payloads import ChatBatchPayload, ChatPayload, CompletionPayload
+from domain.payloads import ClassifyPayload, EmbeddingsPayload, JobPayload, RerankPayload, ScorePayload
 from domain.speech_payloads import SpeechPayload, speech_response, speech_result
+from domain.token_payloads import DetokenizePayload, TokenizePayload
 
-Runner = Literal["generate", "pooling", "speech", "omni"]
+Runner = Literal["generate", "pooling", "classify", "speech", "omni", "any"]
 RUNNER_FLAGS: dict[Runner, str] = {
     "generate": "a generate model (without --runner pooling)",
     "pooling": "a pooling model (--runner pooling --convert embed in VLLM_EXTRA_ARGS)",
+    "classify": "a classification model (--runner pooling --convert classify in VLLM_EXTRA_ARGS)",
+    "any": "a vLLM that serves its tokenizer routes (any model)",
     "omni": "vLLM-Omni serving a text-to-speech model (VLLM_SERVE_COMMAND=vllm-omni, e.g. Qwen/Qwen3-TTS-12Hz-1.7B-"
     "CustomVoice; vLLM-Omni runs on CUDA, ROCm, NPU, XPU or MUSA GPUs only)",
     "speech": "a speech-to-text model (a Whisper-family VLLM_MODEL such as openai/whisper-large-v3, and vLLM with "
@@ -35,16 +41,23 @@ class JobKind:
     route: str  # vLLM's OpenAI-compatible route
     runner: Runner  # how vLLM must be started to serve the route
     result_field: str  # the result field that holds vLLM's answer
-    result_fields: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # when the queue reads another shape
+    # The result's fields from vLLM's answer and the body sent, when the queue reads another shape than the answer
+    result_fields: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
     openai_response: Callable[[dict[str, Any], str], dict[str, Any]] | None = None  # the way back from that shape
-    audio_in: bool = False  # the payload carries an audio file, sent to vLLM as a multipart form
-    audio_out: bool = False  # vLLM answers with audio, not JSON: the result carries it base64
+    sent: Sent = "json"  # "form": a multipart form, the payload's file (`JobPayload.attachment`) its `file` part
+    answered: Answered = "json"  # "bytes": vLLM answers with audio, not JSON; `result_fields` makes it the result
 
-    def result(self, output: dict[str, Any]) -> dict[str, Any]:
-        """The result's kind-specific fields, from vLLM's answer."""
-        return self.result_fields(output) if self.result_fields else {self.result_field: output}
+    def request(self, body: dict[str, Any], request_id: str | None, file: FilePart | None) -> VllmRequest:
+        """The exchange with vLLM for a job of this kind."""
+        return VllmRequest(self.route, body, request_id, self.sent, self.answered, file)
 
-    def job_result(self, job_type: str, config_id: str, output: dict[str, Any], now: datetime) -> dict[str, Any]:
+    def result(self, output: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        """The result's kind-specific fields, from vLLM's answer to `body`."""
+        return self.result_fields(output, body) if self.result_fields else {self.result_field: output}
+
+    def job_result(
+        self, job_type: str, config_id: str, output: dict[str, Any], body: dict[str, Any], now: datetime
+    ) -> dict[str, Any]:
         """The result the worker returns (the seed's format); `output` is the OpenAI object vLLM returned."""
         return {
             "status": "success",
@@ -52,7 +65,7 @@ class JobKind:
             "task": self.task,
             "config_id": config_id,
             "processed_at": processed_at(now),
-        } | self.result(output)  # the kind's fields never name the envelope's (see transcript_result)
+        } | self.result(output, body)  # the kind's fields never name the envelope's (see transcript_result)
 
     def response(self, result: dict[str, Any], model: str) -> dict[str, Any]:
         """The OpenAI response a REST front answers with, from this kind's result."""
@@ -61,7 +74,7 @@ class JobKind:
     def explained(self, rejected: InferenceRejected, body: dict[str, Any]) -> Exception:
         """vLLM's refusal, with what the operator must change when vLLM lacks the capability; an audio job's 400 is
         the payload's fault, named by its field."""
-        if rejected.status == 400 and (self.audio_in or self.audio_out):
+        if rejected.status == 400 and (self.sent == "form" or self.answered == "bytes"):
             return JobFailed(ErrorCategory.INVALID_PAYLOAD, f"{refused_field(str(rejected), body)}: {rejected}")
         if rejected.status == 404:
             hint = f"this vLLM does not serve {self.route}: {self.task} jobs need {RUNNER_FLAGS[self.runner]}"
@@ -83,7 +96,7 @@ def processed_at(now: datetime) -> str:
     return f"{now.astimezone(UTC).replace(tzinfo=None).isoformat(timespec='milliseconds')}Z"
 
 
-def embeddings_result(output: dict[str, Any]) -> dict[str, Any]:
+def embeddings_result(output: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     """The queue's embeddings format: `[{index, embedding}]` with the token counts beside it."""
     data, usage = output.get("data"), output.get("usage") or {}
     if not isinstance(data, list) or not all(isinstance(item, dict) and "embedding" in item for item in data):
@@ -156,7 +169,7 @@ TRANSCRIPTION = JobKind(
     result_field="text",
     result_fields=transcript_result,
     openai_response=transcript_response,
-    audio_in=True,
+    sent="form",
 )
 TRANSLATION = JobKind(
     task="openai/audio-translation",
@@ -167,7 +180,7 @@ TRANSLATION = JobKind(
     result_field="text",
     result_fields=transcript_result,
     openai_response=transcript_response,
-    audio_in=True,
+    sent="form",
 )
 SPEECH = JobKind(
     task="openai/audio-speech",
@@ -178,9 +191,60 @@ SPEECH = JobKind(
     result_field="audio_base64",
     result_fields=speech_result,
     openai_response=speech_response,
-    audio_out=True,
+    answered="bytes",
 )
-KINDS = (CHAT, COMPLETION, EMBEDDINGS, SCORE, RERANK, TRANSCRIPTION, TRANSLATION, SPEECH)
+RESPONSES = JobKind(
+    task="openai/responses",
+    names=frozenset({"openai/responses"}),
+    payload=ResponsesPayload,
+    route="/v1/responses",
+    runner="generate",
+    result_field="response",
+)
+MESSAGES = JobKind(
+    task="anthropic/messages",
+    names=frozenset({"anthropic/messages"}),
+    payload=AnthropicMessagesPayload,
+    route="/v1/messages",
+    runner="generate",
+    result_field="message",
+)
+CHAT_BATCH = JobKind(
+    task="openai/chat-batch",
+    names=frozenset({"openai/chat-batch"}),
+    payload=ChatBatchPayload,
+    route="/v1/chat/completions/batch",
+    runner="generate",
+    result_field="completion",
+)
+TOKENIZE = JobKind(
+    task="vllm/tokenize",
+    names=frozenset({"vllm/tokenize"}),
+    payload=TokenizePayload,
+    route="/tokenize",
+    runner="any",
+    result_field="tokenized",
+)
+DETOKENIZE = JobKind(
+    task="vllm/detokenize",
+    names=frozenset({"vllm/detokenize"}),
+    payload=DetokenizePayload,
+    route="/detokenize",
+    runner="any",
+    result_field="detokenized",
+)
+CLASSIFY = JobKind(
+    task="vllm/classify",
+    names=frozenset({"vllm/classify"}),
+    payload=ClassifyPayload,
+    route="/classify",
+    runner="classify",
+    result_field="classification",
+)
+KINDS = (
+    CHAT, COMPLETION, EMBEDDINGS, SCORE, RERANK, TRANSCRIPTION, TRANSLATION, SPEECH,
+    RESPONSES, MESSAGES, CHAT_BATCH, TOKENIZE, DETOKENIZE, CLASSIFY,
+)  # fmt: skip
 DEFAULT_KIND, DEFAULT_NAME = CHAT, "chat_completion"  # a job that names no kind
 
 _BY_NAME = {name: kind for kind in KINDS for name in kind.names}

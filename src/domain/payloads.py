@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
+from domain.exchange import Attachment, FilePart
 from domain.refused_fields import REFUSED, refuse_fields, unwrap_extra_body
 
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
@@ -27,11 +28,12 @@ Texts = Annotated[list[str], Field(min_length=1)]
 
 @dataclass(frozen=True)
 class PayloadLimits:
-    """What the operator caps: `n` (choices per job, each a full generation) by CASOLA_MAX_CHOICES, and an audio
-    job's file by CASOLA_MAX_AUDIO_BYTES."""
+    """What the operator caps: `n` (choices per job, each a full generation) by CASOLA_MAX_CHOICES, an audio job's
+    file by CASOLA_MAX_AUDIO_BYTES, and a batch job's generations (conversations times `n`) by CASOLA_MAX_BATCH."""
 
     max_choices: int = 8
     max_audio_bytes: int = 25 * 1024 * 1024  # CASOLA_MAX_AUDIO_BYTES: OpenAI's 25 MB
+    max_batch: int = 64
 
 
 def limits_of(info: ValidationInfo) -> PayloadLimits:
@@ -59,6 +61,7 @@ class JobPayload(Strict):
 
     INPUTS: ClassVar[frozenset[str]] = frozenset()  # the kind's input fields, which extra_body may not set
     NOT_SENT: ClassVar[frozenset[str]] = frozenset({"model", "task", "job_type", "extra_body"})  # the worker's own
+    REFUSES: ClassVar[dict[str, str]] = REFUSED  # the fields refused whatever their value, and why
     RULED: ClassVar[frozenset[str]] = frozenset({*REFUSED, "stream"})  # refused by the worker's rules, saying why
     WIRE_NAMES: ClassVar[dict[str, str]] = {}  # a field's name in vLLM's request, where it differs
 
@@ -72,9 +75,11 @@ class JobPayload(Strict):
     def _refused_fields_and_extra_body(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        refuse_fields(data)
+        refuse_fields(data, cls.REFUSES)
         extra = data.get("extra_body")
-        return unwrap_extra_body(data, extra, set(cls.model_fields), cls.INPUTS) if isinstance(extra, dict) else data
+        if not isinstance(extra, dict):
+            return data
+        return unwrap_extra_body(data, extra, set(cls.model_fields), cls.INPUTS, cls.REFUSES)
 
     @classmethod
     @functools.cache
@@ -85,6 +90,14 @@ class JobPayload(Strict):
     def yielded_defaults(self) -> frozenset[str]:
         """The worker's defaults that give way to what the caller gave (none, but for chat)."""
         return frozenset()
+
+    def attachment(self) -> Attachment | None:
+        """The file the payload brings for a form (an audio job's), given or by URL; None for a JSON kind."""
+        return None
+
+    def file_part(self, data: bytes) -> FilePart:
+        """The form's file part for the attachment's bytes."""
+        raise NotImplementedError(f"{type(self).__name__} brings no file")
 
 
 class TextPayload(JobPayload):
@@ -162,3 +175,26 @@ class RerankPayload(PoolingPayload):
     query: ScoreText
     documents: ScoreTexts
     top_n: Annotated[int, Field(ge=0)] | None = None
+
+
+class ClassifyPayload(TextPayload):
+    """vLLM's classify request (a classification model, pooling runner): `input` (texts or token ids), or
+    `messages` with the chat template applied."""
+
+    INPUTS = frozenset({"input", "messages"})
+
+    input: str | Texts | TokenIds | Annotated[list[TokenIds], Field(min_length=1)] | None = None
+    messages: Annotated[list[Options], Field(min_length=1)] | None = None
+    use_activation: bool | None = None
+    add_special_tokens: bool | None = None
+    add_generation_prompt: bool | None = None
+    continue_final_message: bool | None = None
+    chat_template: str | None = None
+    chat_template_kwargs: Options | None = None
+    mm_processor_kwargs: Options | None = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> Self:
+        if (self.input is None) == (self.messages is None):
+            raise ValueError("give one input: input or messages")
+        return self

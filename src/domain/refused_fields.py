@@ -29,9 +29,9 @@ REFUSED: dict[str, str] = {
 }
 
 
-def refuse_fields(data: dict[str, Any]) -> None:
-    """ValueError naming each refused field of `data`, and why."""
-    refused = [f"{name}: {REFUSED[name]}" for name in data if name in REFUSED]
+def refuse_fields(data: dict[str, Any], refuses: dict[str, str] = REFUSED) -> None:
+    """ValueError naming each refused field of `data` (those of `refuses`), and why."""
+    refused = [f"{name}: {refuses[name]}" for name in data if name in refuses]
     if data.get("stream"):
         refused.append(f"stream: {STREAMING}")
     if refused:
@@ -39,7 +39,11 @@ def refuse_fields(data: dict[str, Any]) -> None:
 
 
 def unwrap_extra_body(
-    data: dict[str, Any], extra: dict[str, Any], modelled: set[str], inputs: frozenset[str]
+    data: dict[str, Any],
+    extra: dict[str, Any],
+    modelled: set[str],
+    inputs: frozenset[str],
+    refuses: dict[str, str] = REFUSED,
 ) -> dict[str, Any]:
     """`data` with the `modelled` fields moved out of `extra_body`; the others stay in it as given."""
     fixed = sorted({"model", "stream", "task", "job_type", "extra_body", *inputs} & set(extra))
@@ -49,7 +53,7 @@ def unwrap_extra_body(
     twice = sorted(set(known) & set(data))
     if twice:
         raise ValueError(f"{', '.join(twice)}: given both in the payload and in extra_body")
-    refused = [f"extra_body.{name}: {REFUSED[name]}" for name in extra if name in REFUSED]
+    refused = [f"extra_body.{name}: {refuses[name]}" for name in extra if name in refuses]
     if refused:
         raise ValueError("; ".join(refused))
     rest = {name: value for name, value in extra.items() if name not in known}

@@ -1,11 +1,13 @@
 """The speech kind's payload: text to speech on vLLM-Omni's `/v1/audio/speech`, each field of its request model
 (`OpenAICreateSpeechRequest`) typed and checked; the answer is the audio itself, returned base64 in the result."""
 
+import base64
 import math
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
+from domain.errors import InferenceRejected
 from domain.payloads import JobPayload, Options
 
 MAX_EMBEDDING = 8192  # vLLM-Omni's own bound on a speaker embedding
@@ -54,11 +56,16 @@ class SpeechPayload(JobPayload):
         return self
 
 
-def speech_result(output: dict[str, Any]) -> dict[str, Any]:
-    """The result the queue's speech route reads: the audio base64, its format and content type."""
-    return {"audio_base64": output["audio_base64"], "format": output["format"], "content_type": output["content_type"]}
+def speech_result(output: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """The result the queue's speech route reads, from vLLM-Omni's answer (the audio's bytes): the audio base64, its
+    format (the one asked for, else vLLM-Omni's default, wav) and content type."""
+    content_type = str(output["content_type"])
+    if not content_type.startswith(("audio/", "application/octet-stream")):
+        raise InferenceRejected(f"vLLM answered {content_type}, not audio")
+    audio = base64.b64encode(output["content"]).decode()
+    return {"audio_base64": audio, "format": body.get("response_format") or "wav", "content_type": content_type}
 
 
 def speech_response(result: dict[str, Any], model: str) -> dict[str, Any]:
     """What a REST front answers with: the same fields, whose audio it sends back as bytes."""
-    return speech_result(result)
+    return {name: result[name] for name in ("audio_base64", "format", "content_type")}

@@ -56,12 +56,15 @@ class IllegalTransition(Exception):
 
 @dataclass
 class RunningJob:
-    """The one record of a job the worker has started, with the newest fence token it was given."""
+    """The one record of a job the worker has started: the newest fence token it was given, its lease, when it
+    started (on the runner's clock) and, once its payload is read, its kind."""
 
     job: Job
     fence_token: int
     lease: Lease | None
     revoked: bool = False
+    started_at: float = 0.0
+    kind: str = "unknown"  # the metrics label: the table's task once the kind is known (labels stay bounded)
 
 
 @dataclass(frozen=True)

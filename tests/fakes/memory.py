@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from domain.errors import InferenceUnavailable
+from domain.exchange import VllmRequest
 from domain.frames import OutboundFrame
 from domain.outbox import Outbox
 from domain.rules import HeartbeatStatus
@@ -152,7 +153,8 @@ class FakeInference:
         self.error: Exception | None = None
         self._release = asyncio.Event()
 
-    async def infer(self, route: str, body: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
+    async def exchange(self, request: VllmRequest) -> dict[str, Any]:
+        route, body = request.route, request.body
         self.requests.append((route, body))
         if self.error is not None:
             raise self.error

@@ -5,6 +5,7 @@ import signal
 import subprocess
 from collections.abc import AsyncIterator
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -172,3 +173,34 @@ def read_until(process: subprocess.Popen[str], marker: str) -> str:
         if marker in line:
             return line.split(marker)[1].split()[0].removesuffix(":")
     raise AssertionError(f"the log ended without {marker!r}")
+
+
+async def test_the_official_clients_responses_and_anthropic_messages_through_the_queue(
+    client: openai.AsyncOpenAI, front: OpenAIFront, fake_vllm: FakeVllm
+) -> None:
+    response = await client.responses.create(model="default", input="hi", max_output_tokens=3)
+    assert response.output_text == "word word word"
+    assert response.usage is not None and response.usage.output_tokens == 3
+    async with anthropic.AsyncAnthropic(base_url=front.url, api_key="sk-ant-unused", max_retries=0) as claude:
+        message = await claude.messages.create(
+            model="default", max_tokens=2, system="Be brief.", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert message.content[0].type == "text" and message.content[0].text == "word word"
+    assert (message.stop_reason, message.usage.output_tokens) == ("max_tokens", 2)
+    sent = fake_vllm.record.requests
+    assert (sent[0]["input"], sent[0]["store"]) == ("hi", False)
+    assert sent[1]["system"] == "Be brief." and sent[1]["max_tokens"] == 2
+
+
+async def test_tokenize_detokenize_batch_and_classify_through_the_front(front: OpenAIFront) -> None:
+    async with httpx.AsyncClient(base_url=front.url, timeout=30) as http:
+        tokens = (await http.post("/tokenize", json={"model": "default", "prompt": "a bc"})).json()
+        text = (await http.post("/detokenize", json={"model": "default", "tokens": tokens["tokens"]})).json()
+        batch = await http.post("/v1/chat/completions/batch", json={"messages": [MESSAGES, MESSAGES], "max_tokens": 1})
+        classes = (await http.post("/classify", json={"input": "good"})).json()
+        refused = await http.post("/v1/responses", json={"input": "hi", "previous_response_id": "resp_1"})
+    assert (tokens["count"], tokens["tokens"], text["prompt"]) == (2, [1, 2], "x xx")
+    assert [choice["index"] for choice in batch.json()["choices"]] == [0, 1]
+    assert classes["data"][0]["probs"] == [0.2, 0.8]
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"].startswith("previous_response_id: the worker keeps no state")

@@ -181,7 +181,7 @@ def test_each_kind_takes_exactly_the_fields_of_vllms_request_less_the_refused_on
         ours = {FORM_NAMES.get(name, field.alias or name) for name, field in kind.payload.model_fields.items()}
         ours -= {"task", "job_type", "extra_body"}  # the worker's own, never sent
         ours -= {"audio_base64", "audio_url", "filename", "content_type"}  # an audio job's file: vLLM's `file`
-        ours |= {"file"} if kind.audio_in else set()
+        ours |= {"file"} if kind.sent == "form" else set()
         refused = set(REFUSED) | set(FORM_REFUSED) | {"stream"}
         assert ours <= set(vllm_fields[kind.task]), (kind.task, sorted(ours - set(vllm_fields[kind.task])))
         assert set(vllm_fields[kind.task]) <= ours | refused, (

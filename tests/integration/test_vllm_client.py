@@ -16,6 +16,7 @@ from adapters.vllm.client import BrokenAnswer, NoAnswer, VllmClient
 from adapters.vllm.inference import HttpInference
 from adapters.vllm.probe import HttpVllmProbe
 from domain.errors import InferenceUnavailable
+from domain.exchange import VllmRequest
 from tests.conftest import eventually
 
 # (request, its number on the server) -> bytes to send (a list: pieces, sent apart), None: close, b"": stay silent
@@ -238,7 +239,7 @@ async def test_a_server_that_closes_every_connection_just_after_answering_loses_
 
         async def one(number: int) -> dict[str, object]:
             async with slots:
-                return await inference.infer("/v1/chat/completions", {"n": number})
+                return await inference.exchange(VllmRequest("/v1/chat/completions", {"n": number}))
 
         answers = await asyncio.wait_for(asyncio.gather(*(one(number) for number in range(200))), 60)
     assert len(answers) == 200 and all(answer["object"] == "chat.completion" for answer in answers)
@@ -251,7 +252,7 @@ async def test_an_answer_in_small_chunked_pieces_is_read_whole() -> None:
     pieces += [b"%x\r\n%s\r\n" % (len(body[i : i + 3]), body[i : i + 3]) for i in range(0, len(body), 3)]
     pieces.append(b"0\r\n\r\n")
     async with scripted(lambda request, n: pieces) as (_, http):
-        assert await HttpInference(http).infer("/v1/chat/completions", {}) == {
+        assert await HttpInference(http).exchange(VllmRequest("/v1/chat/completions", {})) == {
             "object": "chat.completion",
             "choices": [],
         }
@@ -264,20 +265,20 @@ async def test_a_reset_in_the_body_fails_that_request_and_the_next_is_fine() -> 
     async with scripted(script, close_after=True) as (server, http):
         inference = HttpInference(http)
         with pytest.raises(InferenceUnavailable, match="vLLM's answer broke off"):
-            await asyncio.wait_for(inference.infer("/v1/chat/completions", {}), 5)
-        assert await asyncio.wait_for(inference.infer("/v1/chat/completions", {}), 5) == {"ok": 1}
+            await asyncio.wait_for(inference.exchange(VllmRequest("/v1/chat/completions", {})), 5)
+        assert await asyncio.wait_for(inference.exchange(VllmRequest("/v1/chat/completions", {})), 5) == {"ok": 1}
     assert len(server.requests) == 2
 
 
 async def test_a_100_continue_before_the_answer_is_not_taken_for_it() -> None:
     answer = b"HTTP/1.1 100 Continue\r\n\r\n" + sized(b'{"final":true}')
     async with scripted(lambda request, n: answer) as (_, http):
-        assert await HttpInference(http).infer("/v1/chat/completions", {}) == {"final": True}
+        assert await HttpInference(http).exchange(VllmRequest("/v1/chat/completions", {})) == {"final": True}
 
 
 async def test_a_silent_connection_fails_at_the_read_timeout_not_the_job_deadline() -> None:
     """A half-open connection (no byte, no FIN): the job's slot is freed at VLLM_READ_TIMEOUT."""
     async with scripted(lambda request, n: b"", read_timeout=0.3) as (server, http):
         with pytest.raises(InferenceUnavailable, match=r"vLLM sent nothing for 0.3 s \(VLLM_READ_TIMEOUT\)"):
-            await asyncio.wait_for(HttpInference(http).infer("/v1/chat/completions", {}), 30)
+            await asyncio.wait_for(HttpInference(http).exchange(VllmRequest("/v1/chat/completions", {})), 30)
     assert len(server.requests) == 1, "a timeout is never tried again"

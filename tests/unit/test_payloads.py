@@ -124,9 +124,9 @@ def test_an_unknown_kind_names_itself_and_the_supported_ones() -> None:
         resolve_kind("image_generation", {})
     assert str(failed.value) == (
         "unsupported_job_type: 'image_generation' is not supported; supported: "
-        "chat_completion, llm_inference, openai/audio-speech, openai/audio-transcription, openai/audio-translation, "
-        "openai/chat-completion, openai/completion, openai/embeddings, "
-        "vllm/rerank, vllm/score"
+        "anthropic/messages, chat_completion, llm_inference, openai/audio-speech, openai/audio-transcription, "
+        "openai/audio-translation, openai/chat-batch, openai/chat-completion, openai/completion, openai/embeddings, "
+        "openai/responses, vllm/classify, vllm/detokenize, vllm/rerank, vllm/score, vllm/tokenize"
     )
 
 
@@ -325,20 +325,20 @@ def test_embeddings_results_are_in_the_queues_format() -> None:
         "data": [{"object": "embedding", "index": 0, "embedding": [0.5]}, {"index": 1, "embedding": "AAA="}],
         "usage": {"prompt_tokens": 4, "total_tokens": 4},
     }
-    assert EMBEDDINGS.result(vllm_answer) == {
+    assert EMBEDDINGS.result(vllm_answer, {}) == {
         "embeddings": [{"index": 0, "embedding": [0.5]}, {"index": 1, "embedding": "AAA="}],
         "prompt_tokens": 4,
         "total_tokens": 4,
     }
     with pytest.raises(InferenceRejected, match="no list of embeddings"):
-        EMBEDDINGS.result({"data": [{"index": 0}]})
+        EMBEDDINGS.result({"data": [{"index": 0}]}, {})
 
 
 @pytest.mark.parametrize(
     ("kind", "field"), [(CHAT, "completion"), (COMPLETION, "completion"), (SCORE, "score"), (RERANK, "rerank")]
 )
 def test_other_kinds_return_vllms_object_in_their_field(kind: JobKind, field: str) -> None:
-    assert kind.result({"id": "x", "data": []}) == {field: {"id": "x", "data": []}}
+    assert kind.result({"id": "x", "data": []}, {}) == {field: {"id": "x", "data": []}}
 
 
 def test_a_route_this_vllm_does_not_serve_says_which_runner_the_kind_needs() -> None:

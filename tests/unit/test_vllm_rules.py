@@ -43,7 +43,7 @@ def test_result_in_the_seed_format() -> None:
     now = datetime(2024, 1, 29, 12, 0, 0, 123456, tzinfo=UTC)
     completion = {"id": "c", "choices": []}
     assert processed_at(now) == "2024-01-29T12:00:00.123Z"
-    assert CHAT.job_result("chat_completion", "cfg", completion, now) == {
+    assert CHAT.job_result("chat_completion", "cfg", completion, {}, now) == {
         "status": "success",
         "job_type": "chat_completion",
         "task": "openai/chat-completion",

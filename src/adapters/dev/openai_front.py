@@ -152,9 +152,9 @@ class OpenAIFront:
 
     async def _job(self, kind: JobKind, request: web.Request) -> web.Response:
         try:
-            body = await audio_form(kind, request) if kind.audio_in else json.loads(await request.read())
+            body = await audio_form(kind, request) if kind.sent == "form" else json.loads(await request.read())
         except ValueError as error:
-            what = "a multipart form with a file" if kind.audio_in else "JSON"
+            what = "a multipart form with a file" if kind.sent == "form" else "JSON"
             return openai_error(400, "invalid_request_error", f"the request body is not {what}: {error}")
         if not isinstance(body, dict):
             return openai_error(400, "invalid_request_error", "the request body must be a JSON object")
@@ -165,9 +165,9 @@ class OpenAIFront:
             category, _, reason = str(answer.get("error", "")).partition(": ")
             return openai_error(STATUS_OF.get(category, 500), category, reason)
         response = kind.response(answer["result"], str(body.get("model") or "default"))
-        if kind.audio_out:  # OpenAI's speech route answers with the audio itself
+        if kind.answered == "bytes":  # OpenAI's speech route answers with the audio itself
             return web.Response(body=base64.b64decode(response["audio_base64"]), content_type=response["content_type"])
-        if kind.audio_in and body.get("response_format") == "text":  # the bare transcript, as the queue's front
+        if kind.sent == "form" and body.get("response_format") == "text":  # the bare transcript, as the queue's front
             return web.Response(text=response["text"])
         return web.json_response(response)
 

@@ -3,7 +3,6 @@
 The body is validated before it gets here, so it is encoded once and sent as is.
 """
 
-import base64
 from typing import Any
 
 import aiohttp
@@ -11,8 +10,9 @@ import msgspec
 
 from adapters.vllm.client import Answer, BrokenAnswer, NoAnswer, VllmClient
 from adapters.vllm.refusals import refusal, result_of
-from domain.audio_payloads import AudioFile, form_fields
-from domain.errors import InferenceRejected, InferenceUnavailable
+from domain.audio_payloads import form_fields
+from domain.errors import InferenceUnavailable
+from domain.exchange import VllmRequest
 
 _encode = msgspec.json.Encoder().encode
 
@@ -21,41 +21,25 @@ class HttpInference:
     def __init__(self, client: VllmClient) -> None:
         self.client = client
 
-    async def infer(self, route: str, body: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
-        """vLLM's answer to `body` at `route`.
+    async def exchange(self, request: VllmRequest) -> dict[str, Any]:
+        """vLLM's answer to `request`.
 
         The client tries a second time, on a fresh connection, only when the first got no byte of an answer
-        (vLLM, or a proxy in front of it, closes idle keep-alive connections). Timeouts and error answers are
-        never tried again, so nothing outlives the job's deadline or a revoke (cancelling the call closes the
-        connection, and vLLM aborts the request).
+        (vLLM, or a proxy in front of it, closes idle keep-alive connections): a form is made once, by aiohttp's own
+        multipart writer, so the second try sends the same bytes. Timeouts and error answers are never tried
+        again, so nothing outlives the job's deadline or a revoke (cancelling the call closes the connection, and
+        vLLM aborts the request).
         """
-        return await self._post(route, _encode(body), _request_headers(request_id))
-
-    async def transcribe(
-        self, route: str, body: dict[str, Any], audio: AudioFile, request_id: str | None = None
-    ) -> dict[str, Any]:
-        """The form is made by aiohttp's own multipart writer, once, so the second try sends the same bytes."""
-        form = aiohttp.FormData(quote_fields=False)  # the filename as given: the payload allows no quote or newline
-        for name, value in form_fields(body):
-            form.add_field(name, value)
-        form.add_field("file", audio.data, filename=audio.filename, content_type=audio.content_type)
-        multipart = form()
-        headers = {"Content-Type": multipart.content_type} | _request_headers(request_id)
-        return await self._post(route, await multipart.as_bytes(), headers)
-
-    async def synthesize(self, route: str, body: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
-        """The answer is the audio's bytes (vLLM-Omni), returned base64 with its content type and format."""
-        answer = await self._answer(route, _encode(body), _request_headers(request_id))
-        if not answer.content_type.startswith(("audio/", "application/octet-stream")):
-            raise InferenceRejected(f"vLLM answered {answer.content_type}, not audio")
-        return {
-            "audio_base64": base64.b64encode(answer.body).decode(),
-            "content_type": answer.content_type,
-            "format": body.get("response_format") or "wav",  # vLLM-Omni's default
-        }
-
-    async def _post(self, route: str, content: bytes, headers: dict[str, str]) -> dict[str, Any]:
-        return result_of((await self._answer(route, content, headers)).body)
+        headers = _request_headers(request.request_id)
+        if request.sent == "form":
+            content, content_type = await _form(request)
+            headers["Content-Type"] = content_type
+        else:
+            content = _encode(request.body)
+        answer = await self._answer(request.route, content, headers)
+        if request.answered == "bytes":
+            return {"content": answer.body, "content_type": answer.content_type}
+        return result_of(answer.body)
 
     async def _answer(self, route: str, content: bytes, headers: dict[str, str]) -> Answer:
         try:
@@ -67,6 +51,19 @@ class HttpInference:
         if answer.status >= 400:
             raise refusal(answer.status, answer.body)
         return answer
+
+
+async def _form(request: VllmRequest) -> tuple[bytes, str]:
+    """The body's fields and the file as a multipart form, and its content type."""
+    form = aiohttp.FormData(quote_fields=False)  # the filename as given: the payload allows no quote or newline
+    for name, value in form_fields(request.body):
+        form.add_field(name, value)
+    if request.file is not None:
+        form.add_field(
+            "file", request.file.data, filename=request.file.filename, content_type=request.file.content_type
+        )
+    multipart = form()
+    return await multipart.as_bytes(), multipart.content_type
 
 
 def _request_headers(request_id: str | None) -> dict[str, str]:

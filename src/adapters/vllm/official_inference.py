@@ -3,7 +3,6 @@
 The job path uses `HttpInference` (a fifth of the CPU); importing openai costs 20 MB, so only check-vllm does.
 """
 
-import base64
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,8 +11,8 @@ import httpx
 import openai
 
 from adapters.vllm.refusals import refusal, result_of
-from domain.audio_payloads import AudioFile
 from domain.errors import InferenceRejected, InferenceUnavailable
+from domain.exchange import VllmRequest
 from domain.untrusted import header_safe
 
 log = logging.getLogger("worker.inference")
@@ -31,54 +30,42 @@ async def openai_client(base_url: str, api_key: str | None, timeout: float) -> A
 
 
 class OpenAIInference:
-    """`infer` tries once more when the connection failed before any answer; `transcribe` and `synthesize` never do.
-    Nothing outlives a lease or a revoke."""
+    """A JSON request is tried once more when the connection failed before any answer; a form never is. Nothing
+    outlives a lease or a revoke."""
 
     def __init__(self, client: openai.AsyncOpenAI) -> None:
         self.client = client
         self.base_url = str(client.base_url).rstrip("/")
 
-    async def infer(self, route: str, body: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
-        """The body is already validated, so the client's own request transformation is skipped (half its CPU).
+    async def exchange(self, request: VllmRequest) -> dict[str, Any]:
+        """The body is already validated, so the client's own request transformation is skipped (half its CPU); a
+        form is the client's own multipart form (a list field as `name[]`, as vLLM's form reads it).
 
-        One immediate second try, only when the connection failed before any answer: vLLM's server closes
-        idle keep-alive connections after 5 s, and a request can meet one as it closes. Timeouts and error
-        answers are never tried again, so nothing outlives the job's deadline or a revoke.
+        One immediate second try of a JSON request, only when the connection failed before any answer: vLLM's
+        server closes idle keep-alive connections after 5 s, and a request can meet one as it closes. Timeouts and
+        error answers are never tried again, so nothing outlives the job's deadline or a revoke.
         """
-        options = _request_options(request_id)
+        options = _request_options(request.request_id)
+        file = request.file
+        files = None if file is None else [("file", (file.filename, file.data, file.content_type))]
         try:
             try:
-                content = await self.client.post(route, body=body, cast_to=bytes, options=options)
+                response = await self.client.post(
+                    request.route, body=request.body, files=files, cast_to=httpx.Response, options=options
+                )
             except openai.APIConnectionError as error:
-                if isinstance(error, openai.APITimeoutError):
+                if isinstance(error, openai.APITimeoutError) or request.sent == "form":
                     raise
                 log.info("vLLM connection failed before an answer (%s): trying once more", error)
-                content = await self.client.post(route, body=body, cast_to=bytes, options=options)
+                response = await self.client.post(
+                    request.route, body=request.body, cast_to=httpx.Response, options=options
+                )
         except openai.APIError as error:
             raise _translated(error, self.base_url) from None
-        return result_of(content)
-
-    async def transcribe(
-        self, route: str, body: dict[str, Any], audio: AudioFile, request_id: str | None = None
-    ) -> dict[str, Any]:
-        """The official client's own multipart form (a list field as `name[]`, as vLLM's form reads it)."""
-        options = _request_options(request_id)
-        files = [("file", (audio.filename, audio.data, audio.content_type))]
-        try:
-            content = await self.client.post(route, body=body, files=files, cast_to=bytes, options=options)
-        except openai.APIError as error:
-            raise _translated(error, self.base_url) from None
-        return result_of(content)
-
-    async def synthesize(self, route: str, body: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
-        options = _request_options(request_id)
-        try:
-            response = await self.client.post(route, body=body, cast_to=httpx.Response, options=options)
-        except openai.APIError as error:
-            raise _translated(error, self.base_url) from None
-        content_type = response.headers.get("content-type", "application/octet-stream").split(";")[0]
-        audio = base64.b64encode(response.content).decode()
-        return {"audio_base64": audio, "content_type": content_type, "format": body.get("response_format") or "wav"}
+        if request.answered == "bytes":
+            content_type = response.headers.get("content-type", "application/octet-stream").split(";")[0]
+            return {"content": response.content, "content_type": content_type}
+        return result_of(response.content)
 
 
 def _translated(error: openai.APIError, base_url: str) -> Exception:
