@@ -7,8 +7,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from domain.generation_payloads import ChatMessage
-from domain.payloads import Int64, JobPayload, Options, Penalty, StopText, TextPayload
+from domain.generation_payloads import ChatMessage, StructuredOutputs
+from domain.payloads import Int64, JobPayload, Options, Penalty, Stop, StopText, TokenId
 from domain.refused_fields import REFUSED, STREAMING
 
 STATELESS = "the worker keeps no state between jobs: send the whole conversation in each job"
@@ -25,7 +25,7 @@ RESPONSES_REFUSED = {
 MESSAGES_REFUSED = {name: why for name, why in REFUSED.items() if name != "metadata"}  # Anthropic's own `metadata`
 
 
-class ResponsesPayload(TextPayload):
+class ResponsesPayload(JobPayload):
     """OpenAI's Responses request: the input (text, or the items of a conversation), instructions and sampling;
     `store` is sent false, as the worker keeps nothing."""
 
@@ -54,6 +54,25 @@ class ResponsesPayload(TextPayload):
     include: list[str] | None = None
     metadata: dict[str, str] | None = None
     truncation: Literal["auto", "disabled"] | None = None
+    previous_input_messages: list[Options] | None = None  # vLLM's: the earlier messages, given again in the job
+    enable_response_messages: bool | None = None
+    stop: Stop | None = None
+    stop_token_ids: list[TokenId] | None = None
+    logit_bias: dict[Annotated[str, Field(pattern=r"^\d+$")], Annotated[float, Field(ge=-100, le=100)]] | None = None
+    ignore_eos: bool | None = None
+    include_stop_str_in_output: bool | None = None
+    include_reasoning: bool | None = None
+    skip_special_tokens: bool | None = None
+    structured_outputs: StructuredOutputs | None = None
+    chat_template_kwargs: Options | None = None
+    mm_processor_kwargs: Options | None = None
+    media_io_kwargs: dict[str, Options] | None = None
+    vllm_xargs: dict[str, str | int | float | list[str | int | float]] | None = None
+    watermarking: bool | None = None
+    session_id: str | None = None
+    user: str | None = None
+    priority: Int64 | None = None
+    cache_salt: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
     store: Literal[False] | None = False  # sent: vLLM's own default is true
     background: Literal[False] | None = None
     stream: Literal[False] | None = None
@@ -96,4 +115,8 @@ class AnthropicMessagesPayload(JobPayload):
     thinking: Options | None = None
     output_config: Options | None = None
     metadata: Options | None = None
+    chat_template_kwargs: Options | None = None
+    vllm_xargs: dict[str, str | int | float | list[str | int | float]] | None = None
+    watermarking: bool | None = None
+    cache_salt: Annotated[str, Field(min_length=1, max_length=1024)] | None = None
     stream: Literal[False] | None = None

@@ -1,7 +1,7 @@
 """The generating kinds' payloads: chat and text completion, with the sampling and structured-output fields
 they share, each typed and checked as vLLM's routes take them."""
 
-from typing import Annotated, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -21,6 +21,7 @@ from domain.payloads import (
     choices_within_cap,
     limits_of,
 )
+from domain.refused_fields import REFUSED
 
 
 class JsonSchema(Strict):
@@ -225,11 +226,27 @@ class CompletionPayload(GenerationPayload):
 Conversation = Annotated[list[ChatMessage], Field(min_length=1)]
 
 
+BATCH_LACKS = "vLLM's batch route does not take it (send such jobs one conversation each, as openai/chat-completion)"
+NOT_IN_BATCH = (  # chat's fields that vLLM 0.32's BatchChatCompletionRequest lacks
+    "add_special_tokens", "allowed_token_ids", "bad_words", "documents", "ignore_eos", "min_tokens",
+    "parallel_tool_calls", "prompt_logprobs", "reasoning_effort", "repetition_detection", "return_prompt_text",
+    "return_token_offsets", "session_id", "skip_special_tokens", "spaces_between_special_tokens", "stop_token_ids",
+    "thinking_token_budget", "tools", "truncate_prompt_tokens", "truncation_side", "vllm_xargs",
+)  # fmt: skip
+BATCH_REFUSED = {**REFUSED, **dict.fromkeys(NOT_IN_BATCH, BATCH_LACKS),
+                 "guided_decoding_backend": "deprecated by vLLM; use structured_outputs"}  # fmt: skip
+
+
 class ChatBatchPayload(ChatPayload):
-    """vLLM's batch chat request: chat's fields, `messages` a list of conversations, each answered as one choice.
-    Its generations (conversations times `n`) are capped by CASOLA_MAX_BATCH."""
+    """vLLM's batch chat request: chat's fields, `messages` a list of conversations, each answered as one choice;
+    the fields its route lacks refused by name. Its generations (conversations times `n`) are capped by
+    CASOLA_MAX_BATCH."""
+
+    REFUSES: ClassVar[dict[str, str]] = BATCH_REFUSED
+    RULED = frozenset({*BATCH_REFUSED, "stream"})
 
     messages: Annotated[list[Conversation], Field(min_length=1)]  # type: ignore[assignment]  # many, not one
+    early_stopping: bool | None = None
 
     @model_validator(mode="after")
     def _batch_capped(self, info: ValidationInfo) -> Self:

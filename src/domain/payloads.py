@@ -186,6 +186,8 @@ class ClassifyPayload(TextPayload):
     input: str | Texts | TokenIds | Annotated[list[TokenIds], Field(min_length=1)] | None = None
     messages: Annotated[list[Options], Field(min_length=1)] | None = None
     use_activation: bool | None = None
+    padding: Literal["max_length", "do_not_pad"] | None = None
+    media_io_kwargs: dict[str, Options] | None = None
     add_special_tokens: bool | None = None
     add_generation_prompt: bool | None = None
     continue_final_message: bool | None = None

@@ -87,6 +87,9 @@ REFUSALS = [  # (job_type, payload, the error), none reaching vLLM
     ("openai/chat-batch", {"messages": [MESSAGES], "n": 9},
      "invalid_payload: n: at most 8 choices per job (CASOLA_MAX_CHOICES) (got 9)"),
     ("openai/chat-batch", {"messages": MESSAGES}, "invalid_payload: messages.0: Input should be a valid list"),
+    ("openai/chat-batch", {"messages": [MESSAGES], "tools": [{"type": "function", "function": {"name": "f"}}]},
+     "invalid_payload: tools: vLLM's batch route does not take it (send such jobs one conversation each, as "
+     "openai/chat-completion)"),
 ]  # fmt: skip
 
 
