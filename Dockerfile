@@ -7,8 +7,9 @@ FROM ${BASE_IMAGE}
 ARG BASE_IMAGE
 LABEL worker-vllm.base=${BASE_IMAGE}
 # vLLM's engine in its own process (1, vLLM's default) or in its API server's (0). `make image` builds the CPU image
-# with 0: measured there (`make bench-vllm -- --engines`), the same throughput and a start 11 s shorter, one
-# process less importing torch. A GPU keeps vLLM's default, which overlaps its scheduling with the GPU's work.
+# with 0: measured there (python -m bench.bench_vllm --engines, make bench-startup), the same throughput and a
+# start 7 s shorter, one process less importing torch. A GPU keeps vLLM's default, which overlaps its scheduling
+# with the GPU's work (docs/container.md).
 ARG VLLM_ENABLE_V1_MULTIPROCESSING=1
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
