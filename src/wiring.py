@@ -8,19 +8,22 @@ from dependency_injector import containers, providers
 from adapters.casola_api.client import http_client
 from adapters.casola_api.heartbeats import HttpHeartbeats
 from adapters.host.beside_the_worker import relayed_vllm_log, shipping, worker_endpoint
+from adapters.host.lora_root import LoraRoot
 from adapters.host.nvidia_smi import NvidiaSmi
 from adapters.operator.prometheus_metrics import PrometheusMetrics
 from adapters.payload_urls.client import payload_client
 from adapters.payload_urls.store import HttpPayloadStore
 from adapters.queue.websocket import WebSocketQueue
-from adapters.vllm.client import vllm_client
+from adapters.vllm.client import VllmClient, vllm_client
 from adapters.vllm.inference import HttpInference
+from adapters.vllm.lora_loader import HttpLoraLoader
 from adapters.vllm.official_client import openai_client, openai_inference
 from adapters.vllm.probe import HttpVllmProbe
 from application.diagnostics import Diagnostics
 from application.gpu_check import GpuCheck
 from application.job_runner import JobRunner
-from application.served_models import ServedModels
+from application.lora_adapters import LoraAdapters
+from application.served_models import ServedModels, heartbeat_fields
 from application.served_surface import ServedSurface
 from application.service import WorkerService
 from application.settings import Settings, VllmSettings
@@ -28,6 +31,13 @@ from application.supervisor import VllmSupervisor
 from application.timings import Timings
 from domain.rules import Failure
 from domain.untrusted import Masker
+
+
+def lora_adapters(
+    root: str | None, client: VllmClient, served_model: str, metrics: PrometheusMetrics
+) -> LoraAdapters | None:
+    """With CASOLA_LORA_ROOT, the adapters under it, loaded into vLLM on demand; else None (no LoRA)."""
+    return None if root is None else LoraAdapters(LoraRoot(root), HttpLoraLoader(client), served_model, metrics)
 
 
 class Container(containers.DeclarativeContainer):
@@ -51,6 +61,8 @@ class Container(containers.DeclarativeContainer):
         metrics=metrics,
     )  # fmt: skip
     surface = providers.Singleton(ServedSurface, probe, given.VLLM_SERVED_MODEL_NAME, metrics)
+    lora = providers.Singleton(lora_adapters, given.CASOLA_LORA_ROOT, vllm, given.VLLM_MODEL, metrics)
+    models = providers.Singleton(ServedModels, probe, given.VLLM_SERVED_MODEL_NAME, adapters=lora)
     heartbeats = providers.Singleton(
         HttpHeartbeats,
         http,
@@ -60,11 +72,10 @@ class Container(containers.DeclarativeContainer):
         given.CASOLA_QUEUE_ID,
         masker,
         metrics,
-        surface.provided.heartbeat_fields,
+        providers.Callable(heartbeat_fields, surface, models),
     )
     payload_http = providers.Resource(payload_client, given.payload_policy)
     payloads = providers.Singleton(HttpPayloadStore, payload_http, given.CASOLA_PAYLOAD_TIMEOUT, metrics=metrics)
-    models = providers.Singleton(ServedModels, probe, given.VLLM_SERVED_MODEL_NAME)
     runner = providers.Singleton(
         JobRunner,
         inference,

@@ -41,6 +41,8 @@ class Behaviour:
     generating: bool = False
     version: str = "0.32.0"  # GET /version
     openapi: dict[str, Any] | None = None  # GET /openapi.json; None: 404, as vLLM with --disable-fastapi-docs
+    lora: bool = True  # serves /v1/load_lora_adapter (vLLM with --enable-lora and runtime loading)
+    lora_refusals: dict[str, str] = field(default_factory=dict)  # adapter name: the reason its load fails
 
 
 TOKENIZER_ROUTES = ("/tokenize", "/detokenize")  # every vLLM serves its tokenizer
@@ -62,6 +64,7 @@ class Record:
     peak_running: int = 0
     health_checks: int = 0
     metrics_reads: int = 0
+    lora_loads: list[tuple[str, str]] = field(default_factory=list)  # (name, path) of each load asked for
     tokens: int = 0  # vllm:prompt_tokens_total plus vllm:generation_tokens_total
 
 
@@ -154,6 +157,9 @@ class Handler(BaseHTTPRequestHandler):
                 setattr(self.server.behaviour, name, value)
             self._json(200, {"ok": True})
             return
+        if self.path == "/v1/load_lora_adapter" and self.server.behaviour.lora:
+            self._load_lora(body)
+            return
         if self.path not in self._routes():
             self._json(404, {"detail": "Not Found"})
             return
@@ -167,6 +173,16 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             with self.server.lock:
                 self.server.record.running -= 1
+
+    def _load_lora(self, body: dict[str, Any]) -> None:
+        """As vLLM: the adapter loaded under its name (listed in /v1/models from then on), or a 500 with the reason."""
+        self.server.record.lora_loads.append((body["lora_name"], body["lora_path"]))
+        refused = self.server.behaviour.lora_refusals.get(body["lora_name"])
+        if refused is not None:
+            self._json(500, {"error": {"message": refused, "type": "InternalServerError", "code": 500}})
+            return
+        self.server.behaviour.aliases.append(body["lora_name"])
+        self._send(200, f"Success: LoRA adapter '{body['lora_name']}' added successfully.".encode(), "text/plain")
 
     def _routes(self) -> tuple[str, ...]:
         runner = self.server.behaviour.runner

@@ -88,6 +88,7 @@ class JobRunner:
         echo = job.payload_url is None  # a fetched payload's values are not echoed in its errors
         valid = validate_payload(kind.payload, payload, echo, self.limits, taken)
         body = request_body(valid, await self.models.resolve(valid.request.model))
+        run.adapter = body["model"] if self.models.is_adapter(body["model"]) else None
         attachment = valid.request.attachment()
         file = None if attachment is None else valid.request.file_part(await self._attached(attachment))
         self.in_flight += 1  # requests to vLLM now, and those it finished: what the stall watch reads
@@ -118,10 +119,10 @@ class JobRunner:
         job counted in the metrics."""
         job, took, fence_token = run.job, self.clock() - run.started_at, run.fence_token
         if isinstance(outcome, JobFailed):
-            log.warning("job %s failed after %.2f s: %s", job.job_id, took, outcome)
+            log.warning("job %s failed after %.2f s: %s%s", job.job_id, took, _on(run), outcome)
             self.metrics.job_ended(run.kind, outcome.category.value, took, took)
             return JobError(job.job_id, fence_token, str(outcome))
-        log.info("job %s done in %.2f s (%s)", job.job_id, took, _token_counts(outcome))
+        log.info("job %s done in %.2f s (%s%s)", job.job_id, took, _on(run), _token_counts(outcome))
         uploaded = job.result_upload_url is not None and await self._uploaded(
             job.job_id, job.result_upload_url, outcome
         )
@@ -146,6 +147,11 @@ class JobRunner:
             log.warning("job %s: result upload failed, sending inline: %s", job_id, error)
             return False
         return True
+
+
+def _on(run: RunningJob) -> str:
+    """The adapter the job ran on, for its log line."""
+    return f"adapter {run.adapter}; " if run.adapter else ""
 
 
 def _usage(result: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """What a job may ask of the worker, read from the environment: where its payload URLs may connect and how long a
-transfer may take, and the caps on its choices, its conversations and its file."""
+transfer may take, the caps on its choices, its conversations and its file, and the LoRA adapters it may name."""
 
 from typing import Annotated
 
@@ -16,6 +16,9 @@ class JobSettings(BaseSettings):
     CASOLA_MAX_CHOICES: Annotated[int, Field(ge=1, le=128)] = 8
     CASOLA_MAX_BATCH: Annotated[int, Field(ge=1, le=4096)] = 64
     CASOLA_MAX_AUDIO_BYTES: Annotated[int, Field(ge=1, le=1024 * 1024 * 1024)] = 25 * 1024 * 1024
+    CASOLA_LORA_ROOT: Annotated[str, Field(min_length=1)] | None = None  # a folder of LoRA adapters, one each
+    CASOLA_MAX_LORAS: Annotated[int, Field(ge=1, le=1024)] | None = None  # vLLM's --max-loras (its default: 1)
+    CASOLA_MAX_LORA_RANK: Annotated[int, Field(ge=1, le=512)] | None = None  # vLLM's --max-lora-rank (16)
 
     @field_validator("CASOLA_PAYLOAD_ALLOWED_HOSTS")
     @classmethod

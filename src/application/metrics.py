@@ -37,6 +37,9 @@ class NoMetrics:
     def startup_phase(self, phase: str, seconds: float) -> None:
         pass
 
+    def lora_loaded(self, adapter: str, outcome: str, seconds: float) -> None:
+        pass
+
     def observe(self, name: str, read: Callable[[], float]) -> None:
         pass
 

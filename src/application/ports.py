@@ -51,6 +51,23 @@ class Inference(Protocol):
         `InferenceUnavailable` or `InferenceRejected` when there is none."""
 
 
+class AdapterShelf(Protocol):
+    """The folder of LoRA adapters (CASOLA_LORA_ROOT), one folder each, read from disk."""
+
+    async def config_of(self, name: str) -> str | None:
+        """The text of `<root>/<name>/adapter_config.json`, or None when there is no such adapter. `name` is a
+        plain name, checked before (`domain.lora.name_problem`)."""
+
+    def path_of(self, name: str) -> str:
+        """The adapter's folder, as vLLM (beside the worker) is to read it."""
+
+
+class AdapterLoader(Protocol):
+    async def load_adapter(self, name: str, path: str) -> None:
+        """vLLM loads the adapter at `path` under `name` (its /v1/load_lora_adapter); `InferenceRejected` with
+        vLLM's reason when it cannot, `InferenceUnavailable` when vLLM does not answer."""
+
+
 class VllmProbe(Protocol):
     """What the worker asks vLLM about itself: health, the models it serves, its load."""
 
@@ -129,6 +146,9 @@ class WorkerMetrics(Protocol):
     def vllm_surface(self, version: str, kinds: list[str] | None, fields: str) -> None:
         """The served vLLM's version, the kinds it serves (None: not known), and whence the fields (`openapi` or
         `built-in`)."""
+
+    def lora_loaded(self, adapter: str, outcome: str, seconds: float) -> None:
+        """A LoRA adapter's load into vLLM: `loaded` or `failed`, and how long it took."""
 
     def observe(self, name: str, read: Callable[[], float]) -> None:
         """A gauge read at scrape time: `running_jobs`, `capacity`, `queue_connected`, `outbox_depth`, `paused`,

@@ -14,6 +14,7 @@ from application.job_settings import JobSettings
 from application.secrets import is_secret_name, mask, secret_values
 from domain.gpu import GpuExpectations
 from domain.leases import default_renew_after
+from domain.lora import RUNTIME_LOADING, lora_serve_args
 from domain.untrusted import without_credentials
 from domain.urls import parse_http_url
 from domain.vllm import cache_environment, serve_command
@@ -216,7 +217,8 @@ class Settings(VllmSettings, GpuSettings, JobSettings):
 
     @property
     def vllm_command(self) -> list[str]:
-        return serve_command(
+        """`vllm serve ...`, with LoRA enabled when CASOLA_LORA_ROOT is set."""
+        command = serve_command(
             self.VLLM_SERVE_COMMAND,
             self.VLLM_MODEL,
             self.VLLM_HOST,
@@ -224,11 +226,16 @@ class Settings(VllmSettings, GpuSettings, JobSettings):
             self.VLLM_SERVED_MODEL_NAME,
             self.VLLM_EXTRA_ARGS,
         )
+        if self.CASOLA_LORA_ROOT is None:
+            return command
+        return command + lora_serve_args(self.VLLM_EXTRA_ARGS, self.CASOLA_MAX_LORAS, self.CASOLA_MAX_LORA_RANK)
 
     @property
     def vllm_environment(self) -> dict[str, str]:
-        """The environment vLLM is started with: the worker's, and its caches under CASOLA_CACHE_DIR."""
-        return os.environ | cache_environment(self.CASOLA_CACHE_DIR, dict(os.environ))
+        """The environment vLLM is started with: the worker's, its caches under CASOLA_CACHE_DIR, and with
+        CASOLA_LORA_ROOT, adapters loaded at run time."""
+        lora = RUNTIME_LOADING if self.CASOLA_LORA_ROOT is not None else {}
+        return os.environ | cache_environment(self.CASOLA_CACHE_DIR, dict(os.environ)) | lora
 
     @property
     def api_token(self) -> str | None:

@@ -65,6 +65,7 @@ class RunningJob:
     revoked: bool = False
     started_at: float = 0.0
     kind: str = "unknown"  # the metrics label: the table's task once the kind is known (labels stay bounded)
+    adapter: str | None = None  # the LoRA adapter it runs on, when it names one
 
 
 @dataclass(frozen=True)

@@ -190,12 +190,19 @@ def vllm_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @contextmanager
-def real_vllm(log_dir: Path, args: str, model: Path = TINY_MODEL, vllm: Path = VLLM_COMMAND) -> Iterator[int]:
-    """Real vLLM on a free port with `args`, ready; its whole group stopped after (skipped until set up)."""
+def real_vllm(
+    log_dir: Path,
+    args: str,
+    model: Path = TINY_MODEL,
+    vllm: Path = VLLM_COMMAND,
+    environment: dict[str, str] | None = None,
+) -> Iterator[int]:
+    """Real vLLM on a free port with `args` (and `environment`), ready; its whole group stopped after (skipped until
+    set up)."""
     require_real_vllm(model, vllm)
     port = free_port()
     log = log_dir / "vllm.log"
-    process = start_vllm(port, log, args, model=model, vllm=vllm)
+    process = start_vllm(port, log, args, model=model, vllm=vllm, environment=environment)
     try:
         wait_until_ready(port, process, log)
         yield port

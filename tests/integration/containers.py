@@ -129,6 +129,8 @@ def worker_container(
     variables: dict[str, str],
     cache_volume: str | None = None,
     show_log: bool = True,
+    model_at: str = "/model",
+    read_only: dict[Path, str] | None = None,
     **options: Any,
 ) -> Iterator[RunningContainer]:
     """The image run as the README says (host network, room in /dev/shm, the model read-only, and the named
@@ -137,9 +139,11 @@ def worker_container(
     testcontainer = (
         DockerContainer(image)
         .with_kwargs(**kwargs)
-        .with_volume_mapping(str(model), "/model", "ro")
+        .with_volume_mapping(str(model), model_at, "ro")
         .with_envs(**variables)
     )
+    for host, inside in (read_only or {}).items():  # more folders, read-only (`model_at` for the model)
+        testcontainer.with_volume_mapping(str(host), inside, "ro")
     if cache_volume is not None:
         testcontainer.with_volume_mapping(cache_volume, "/cache", "rw")
     testcontainer.start()

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from testbed.real_vllm import TINY_LORAS
 
 from adapters.dev.local_queue import LocalQueue, chat_job
 from tests.fakes.fake_api import FakeApi
@@ -118,9 +119,17 @@ async def test_the_image_serves_heartbeats_is_healthy_and_stops_mid_job_without_
 async def test_as_a_non_root_user_unhealthy_when_the_worker_freezes_and_exits_when_vllm_is_killed(
     image: str, model: Path, queue: LocalQueue, fake_api: FakeApi
 ) -> None:
-    with worker_container(image, model, environment(queue, fake_api), user="1000:1000") as container:
+    """And with CASOLA_LORA_ROOT mounted read-only, a job naming an adapter loads it into the container's vLLM (the
+    model at a path whose name the tiny adapters were made for)."""
+    variables = environment(queue, fake_api, VLLM_MODEL="/models/tiny-chat-model", CASOLA_LORA_ROOT="/loras")
+    with worker_container(
+        image, model, variables, user="1000:1000", model_at="/models/tiny-chat-model", read_only={TINY_LORAS: "/loras"}
+    ) as container:
         figures = {"seconds_to_register": await registered(queue, container)}
         await one_chat_job(queue, "as-1000")
+        await queue.push(chat_job("adapter", chat(), model="tiny-a", max_tokens=4))
+        adapter = (await queue.wait_for_type("job_result", "adapter", timeout=120))["result"]["completion"]
+        assert adapter["model"] == "tiny-a" and adapter["usage"]["completion_tokens"] <= 4
         await asyncio.to_thread(container.wait_for_health, "healthy", 60)
         assert container.run("id", "-u") == (0, "1000\n")
 

@@ -7,7 +7,15 @@ families only when scraped; the rare counters are prometheus-client's own; gauge
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Info, disable_created_metrics, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -104,6 +112,14 @@ class PrometheusMetrics:
             f"{prefix}vllm_startup_seconds", "vLLM's start-up, by phase (from its log lines) and in total",
             ["phase"], registry=registry,
         )  # fmt: skip
+        self.lora_loads = Counter(
+            f"{prefix}lora_loads", "LoRA adapters loaded into vLLM, by adapter and outcome", ["adapter", "outcome"],
+            registry=registry,
+        )  # fmt: skip
+        self.lora_load_seconds = Histogram(
+            f"{prefix}lora_load_seconds", "Seconds a LoRA adapter took to load into vLLM", ["adapter"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=registry,
+        )  # fmt: skip
         self.vllm = Info(
             f"{prefix}vllm", "The served vLLM: its version, the kinds it serves, whence the fields", registry=registry
         )
@@ -142,6 +158,11 @@ class PrometheusMetrics:
 
     def vllm_surface(self, version: str, kinds: list[str] | None, fields: str) -> None:
         self.vllm.info({"version": version, "kinds": "unknown" if kinds is None else ",".join(kinds), "fields": fields})
+
+    def lora_loaded(self, adapter: str, outcome: str, seconds: float) -> None:
+        self.lora_loads.labels(adapter, outcome).inc()
+        if outcome == "loaded":
+            self.lora_load_seconds.labels(adapter).observe(seconds)
 
     def observe(self, name: str, read: Callable[[], float]) -> None:
         Gauge(f"worker_vllm_{name}", GAUGES[name], registry=self.registry).set_function(read)
