@@ -1,7 +1,8 @@
 """Builds tiny random LoRA adapters offline for the tiny chat model, in PEFT's layout (adapter_config.json and
 adapter_model.safetensors), one folder each: two that change its answers (tiny-a, tiny-b, and tiny-c for the
-eviction tests), one made for another base model (other-base) and one of a rank over vLLM's default limit of 16
-(too-wide). Usage: python make_tiny_loras.py OUTPUT_DIR [BASE_MODEL_NAME]
+eviction tests), one made for another base model (other-base), one of a rank over vLLM's default limit of 16
+(too-wide) and one whose weights file cannot be read (bad-weights).
+Usage: python make_tiny_loras.py OUTPUT_DIR [BASE_MODEL_NAME]
 """
 
 import json
@@ -18,6 +19,7 @@ ADAPTERS = {  # name: (rank, base model, seed)
     "tiny-c": (4, None, 3),
     "other-base": (8, "meta-llama/Llama-3.1-8B-Instruct", 4),
     "too-wide": (32, None, 5),
+    "bad-weights": (8, None, 6),  # its weights file is no safetensors file: vLLM cannot read it
 }
 
 
@@ -31,6 +33,8 @@ def adapter(output: Path, rank: int, base: str, seed: int) -> None:
             weights[f"{prefix}.lora_B.weight"] = torch.randn(width, rank, generator=generator).to(torch.bfloat16)
     output.mkdir(parents=True, exist_ok=True)
     save_file(weights, output / "adapter_model.safetensors")
+    if output.name == "bad-weights":
+        (output / "adapter_model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00not json")
     config = {
         "base_model_name_or_path": base, "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": rank,
         "lora_alpha": 4 * rank, "lora_dropout": 0.0, "bias": "none", "target_modules": ["q_proj", "v_proj"],

@@ -69,7 +69,7 @@ else
   echo "tiny Whisper: building $WHISPER_DIR (a few seconds)"
   "$VENV/bin/python" "$HERE/make_tiny_whisper.py" "$WHISPER_DIR"
 fi
-if [[ -f "$LORA_DIR/too-wide/adapter_config.json" ]]; then
+if [[ -f "$LORA_DIR/bad-weights/adapter_config.json" ]]; then
   echo "tiny LoRA adapters: reusing $LORA_DIR"
 else
   echo "tiny LoRA adapters: building $LORA_DIR (a second)"

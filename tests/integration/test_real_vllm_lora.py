@@ -91,6 +91,8 @@ async def test_what_is_not_an_adapter_of_this_model_is_refused_and_a_bad_one_fai
     wide = await error(queue, "wide", "too-wide")
     assert wide.startswith("inference_error: adapter too-wide: vLLM cannot load it: vLLM answered HTTP "), wide
     assert "32" in wide and "16" in wide, wide  # vLLM's reason: its rank against --max-lora-rank
+    bad = await error(queue, "bad", "bad-weights")
+    assert bad.startswith("inference_error: adapter bad-weights: vLLM cannot load it: vLLM answered HTTP "), bad
     await answer(queue, "still", "tiny-b")
 
 
