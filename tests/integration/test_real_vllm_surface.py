@@ -39,9 +39,13 @@ async def test_vllm_032s_surface_is_read_and_judges_every_field(
     queue: LocalQueue, vllm_port: int, start_worker: StartWorker
 ) -> None:
     worker = await start_worker(VLLM_PORT=vllm_port, CASOLA_MAX_JOBS=5)
+    await worker.service.runner.surface.settled()  # read while the worker registered
     surface = worker.service.runner.surface.current
     assert (surface.version, surface.built_in) == ("0.32.0", False)
-    assert worker.service.runner.surface.kinds_served() == ["openai/chat-completion", "openai/completion"]
+    assert worker.service.runner.surface.kinds_served() == [
+        "openai/chat-completion", "openai/completion", "openai/responses", "anthropic/messages", "openai/chat-batch",
+        "vllm/tokenize", "vllm/detokenize",
+    ]  # fmt: skip
     figures = {route: len(names) for route, names in surface.fields.items()} | {"paths": len(surface.paths or ())}
     record("0.32.0", figures | {"read_ms": round(worker.service.runner.surface.read_seconds * 1000, 1)})
     await queue.push(chat_job("modelled", chat(), max_tokens=4, seed=7, watermarking=False))
@@ -66,6 +70,7 @@ async def test_an_older_vllm_takes_its_own_fields_and_answers_plain_jobs(
 ) -> None:
     port, log = older_vllm
     worker = await start_worker(VLLM_PORT=port, CASOLA_MAX_JOBS=3)
+    await worker.service.runner.surface.settled()  # read while the worker registered
     surface = worker.service.runner.surface.current
     assert (surface.version, surface.built_in) == ("0.30.0", False)
     figures = {route: len(names) for route, names in surface.fields.items()} | {"paths": len(surface.paths or ())}
