@@ -9,7 +9,13 @@ from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import (
+    LlamaConfig,
+    LlamaForCausalLM,
+    LlamaForSequenceClassification,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+)
 
 SPECIAL = ["<|pad|>", "<|bos|>", "<|eos|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
 CHAT_TEMPLATE = (
@@ -42,7 +48,7 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def build_model(tokenizer: PreTrainedTokenizerFast) -> LlamaForCausalLM:
+def build_model(tokenizer: PreTrainedTokenizerFast, classifier: bool = False) -> PreTrainedModel:
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=128,
@@ -55,18 +61,20 @@ def build_model(tokenizer: PreTrainedTokenizerFast) -> LlamaForCausalLM:
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         torch_dtype="bfloat16",
+        **({"num_labels": 2, "id2label": {0: "negative", 1: "positive"}} if classifier else {}),
     )
     torch.manual_seed(0)
-    return LlamaForCausalLM(config).to(torch.bfloat16)
+    model = LlamaForSequenceClassification(config) if classifier else LlamaForCausalLM(config)
+    return model.to(torch.bfloat16)
 
 
-def main(output: Path) -> None:
+def main(output: Path, classifier: bool) -> None:
     output.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer()
     tokenizer.save_pretrained(output)
-    build_model(tokenizer).save_pretrained(output)
-    print(f"tiny chat model written to {output}")
+    build_model(tokenizer, classifier).save_pretrained(output)
+    print(f"tiny {'classification' if classifier else 'chat'} model written to {output}")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), "--classifier" in sys.argv[2:])

