@@ -65,7 +65,7 @@ class TranslationPayload(JobPayload):
 
     INPUTS = frozenset({"audio_base64", "audio_url"})
     NOT_SENT = JobPayload.NOT_SENT | {"audio_base64", "audio_url", "filename", "content_type"}
-    RULED = JobPayload.RULED | set(FORM_REFUSED)
+    RULED_OWN = frozenset(FORM_REFUSED)
     WIRE_NAMES = FORM_NAMES
 
     audio_base64: Annotated[str, Field(min_length=1)] | None = None

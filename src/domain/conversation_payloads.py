@@ -31,7 +31,7 @@ class ResponsesPayload(JobPayload):
 
     INPUTS = frozenset({"input"})
     REFUSES: ClassVar[dict[str, str]] = RESPONSES_REFUSED
-    RULED = frozenset({*RESPONSES_REFUSED, *HELD_WHEN_TRUE, "stream"})
+    RULED_OWN = frozenset(HELD_WHEN_TRUE)
 
     input: str | Annotated[list[Options], Field(min_length=1)]
     instructions: str | None = None
@@ -101,7 +101,6 @@ class AnthropicMessagesPayload(JobPayload):
 
     INPUTS = frozenset({"messages"})
     REFUSES: ClassVar[dict[str, str]] = MESSAGES_REFUSED
-    RULED = frozenset({*MESSAGES_REFUSED, "stream"})
 
     messages: Annotated[list[AnthropicMessage], Field(min_length=1)]
     max_tokens: Annotated[int, Field(ge=1)]

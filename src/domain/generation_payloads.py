@@ -243,7 +243,6 @@ class ChatBatchPayload(ChatPayload):
     CASOLA_MAX_BATCH."""
 
     REFUSES: ClassVar[dict[str, str]] = BATCH_REFUSED
-    RULED = frozenset({*BATCH_REFUSED, "stream"})
 
     messages: Annotated[list[Conversation], Field(min_length=1)]  # type: ignore[assignment]  # many, not one
     early_stopping: bool | None = None

@@ -62,7 +62,7 @@ class JobPayload(Strict):
     INPUTS: ClassVar[frozenset[str]] = frozenset()  # the kind's input fields, which extra_body may not set
     NOT_SENT: ClassVar[frozenset[str]] = frozenset({"model", "task", "job_type", "extra_body"})  # the worker's own
     REFUSES: ClassVar[dict[str, str]] = REFUSED  # the fields refused whatever their value, and why
-    RULED: ClassVar[frozenset[str]] = frozenset({*REFUSED, "stream"})  # refused by the worker's rules, saying why
+    RULED_OWN: ClassVar[frozenset[str]] = frozenset()  # refused by the kind's own rules (a value, a form's limits)
     WIRE_NAMES: ClassVar[dict[str, str]] = {}  # a field's name in vLLM's request, where it differs
 
     model: str | None = "default"  # None or "default": VLLM_SERVED_MODEL_NAME
@@ -86,6 +86,12 @@ class JobPayload(Strict):
     def known_names(cls) -> frozenset[str]:
         """The names the model reads (aliases, where a field has one)."""
         return frozenset(field.alias or name for name, field in cls.model_fields.items())
+
+    @classmethod
+    @functools.cache
+    def ruled(cls) -> frozenset[str]:
+        """Every field the worker's rules refuse, saying why: `REFUSES`, streaming, and the kind's own."""
+        return frozenset({*cls.REFUSES, "stream", *cls.RULED_OWN})
 
     def yielded_defaults(self) -> frozenset[str]:
         """The worker's defaults that give way to what the caller gave (none, but for chat)."""

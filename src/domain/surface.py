@@ -57,7 +57,7 @@ def judged_fields(
 
 
 def _judged(model: type[JobPayload], name: str) -> bool:
-    return name not in model.NOT_SENT and name not in model.RULED
+    return name not in model.NOT_SENT and name not in model.ruled()
 
 
 def _extra(payload: dict[str, Any]) -> dict[str, Any]:
