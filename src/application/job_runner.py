@@ -104,7 +104,7 @@ class JobRunner:
 
     async def _attached(self, attachment: Attachment) -> bytes:
         """A form's file: given inline, or fetched from its URL within CASOLA_MAX_AUDIO_BYTES."""
-        if attachment.data is not None or attachment.url is None:
+        if attachment.url is None:  # the payload's checks gave it inline then
             return attachment.data or b""
         try:
             data = await self.payloads.fetch_bytes(attachment.url, self.limits.max_audio_bytes)

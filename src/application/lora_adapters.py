@@ -24,13 +24,8 @@ class LoraAdapters:
         metrics: WorkerMetrics = NO_METRICS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.shelf, self.loader, self.served_model, self.metrics, self.clock = (
-            shelf,
-            loader,
-            served_model,
-            metrics,
-            clock,
-        )
+        self.shelf, self.loader, self.served_model = shelf, loader, served_model
+        self.metrics, self.clock = metrics, clock
         self.loaded: set[str] = set()  # loaded into this vLLM by the worker
 
     async def check(self, name: str) -> AdapterConfig:
